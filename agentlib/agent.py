@@ -1,0 +1,232 @@
+"""The agent framework: a flask app whose routes are typed ZStack-protocol handlers.
+
+A handler is a plain function taking its command model (and, for async handlers that
+support cancellation, a ``task``) and returning its reply model::
+
+    @agent.sync("/host/ping")
+    def ping(cmd: PingCmd) -> PingReply: ...
+
+    @agent.async_("/vm/start")
+    def start(cmd: StartVmCmd, task: Task) -> StartVmReply: ...
+
+The framework owns everything around it: JSON parsing, validation into a 400 that names
+the field, the ``{success, error}`` envelope, taskuuid/callbackurl handling, logging and
+the OpenAPI document. Handlers stay thin and call drivers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from flask import Flask, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from agentlib import logs, openapi
+from agentlib.config import AgentConfig
+from agentlib.errors import AgentError, BadRequest
+from agentlib.locks import NamedLocks
+from agentlib.models import AgentCommand, AgentReply, CancelJobCommand
+from agentlib.reports import Reporter
+from agentlib.tasks import Task, TaskRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Route:
+    path: str
+    kind: str  # "sync" | "async"
+    handler: Callable
+    command: type[AgentCommand]
+    reply: type[AgentReply]
+    takes_task: bool
+    quiet: bool
+
+    @property
+    def summary(self) -> str:
+        return (inspect.getdoc(self.handler) or self.path).splitlines()[0]
+
+    @property
+    def description(self) -> str:
+        return inspect.getdoc(self.handler) or ""
+
+
+class Agent:
+    """One agent process: its routes, worker pool, reporter and named locks."""
+
+    def __init__(self, name: str, config: AgentConfig, version: str = "0.1.0"):
+        self.name = name
+        self.config = config
+        self.version = version
+        self.routes: dict[str, Route] = {}
+        self.locks = NamedLocks()
+        self.reporter = Reporter()
+        self.reporter.max_delay = min(5.0, config.callback_retry_seconds)
+        self.tasks = TaskRunner(config.task_workers, config.callback_retry_seconds)
+        self.app = Flask(name)
+        self.app.json.sort_keys = False
+        self.app.url_map.strict_slashes = False
+        self._install_error_handlers()
+        self.app.add_url_rule("/openapi.json", "openapi", self._openapi, methods=["GET"])
+        self.sync("/job/cancel")(self._cancel_job)
+
+    # -- registration -------------------------------------------------------------
+
+    def sync(self, path: str, *, quiet: bool = False):
+        """Register a handler that answers in the HTTP reply."""
+        return self._register(path, "sync", quiet)
+
+    def async_(self, path: str, *, quiet: bool = False):
+        """Register a handler that is accepted at once and answers via ``callbackurl``."""
+        return self._register(path, "async", quiet)
+
+    def _register(self, path: str, kind: str, quiet: bool):
+        def decorate(fn: Callable) -> Callable:
+            if path in self.routes:
+                raise ValueError(f"{self.name}: {path} registered twice")
+            command, reply, takes_task = _signature(fn)
+            route = Route(path, kind, fn, command, reply, takes_task, quiet)
+            self.routes[path] = route
+            view = self._sync_view if kind == "sync" else self._async_view
+            self.app.add_url_rule(
+                path, path, lambda: view(route), methods=["POST"], strict_slashes=False
+            )
+            return fn
+
+        return decorate
+
+    # -- request handling ----------------------------------------------------------
+
+    def _sync_view(self, route: Route):
+        cmd = _parse(route.command)
+        started = time.monotonic()
+        reply = self._invoke(route, cmd, None)
+        level = logging.DEBUG if route.quiet else logging.INFO
+        log.log(level, "%s answered in %.3fs: success=%s", route.path,
+                time.monotonic() - started, reply["success"])
+        return jsonify(reply)
+
+    def _async_view(self, route: Route):
+        taskuuid = request.headers.get("taskuuid", "").strip()
+        if not taskuuid:
+            raise BadRequest("taskuuid missing: async command needs a taskuuid header")
+        callback = request.headers.get("callbackurl", "").strip()
+        if urlparse(callback).scheme not in ("http", "https") or not urlparse(callback).netloc:
+            raise BadRequest(f"callbackurl missing or not an http(s) URL: {callback!r}")
+        cmd = _parse(route.command)
+        task = Task(taskuuid, route.path, callback, route.takes_task)
+
+        def work(t: Task) -> dict:
+            try:
+                return self._invoke(route, cmd, t)
+            except Exception as exc:  # noqa: BLE001 - becomes the callback's error
+                return _internal_error(route, exc)
+
+        with logs.task_context(taskuuid):
+            outcome = self.tasks.submit(task, work)
+            log.log(logging.DEBUG if route.quiet else logging.INFO, "%s %s", route.path, outcome)
+        return jsonify({"success": True, "error": "", "taskUuid": taskuuid, "status": outcome})
+
+    def _invoke(self, route: Route, cmd: AgentCommand, task: Task | None) -> dict:
+        try:
+            result = route.handler(cmd, task) if route.takes_task else route.handler(cmd)
+        except AgentError as exc:
+            log.warning("%s failed: %s", route.path, exc)
+            return {"success": False, "error": str(exc)}
+        if result is None:
+            result = route.reply()
+        if not isinstance(result, AgentReply):
+            raise TypeError(f"{route.path}: handler returned {type(result).__name__}, "
+                            f"expected {route.reply.__name__}")
+        return result.wire()
+
+    def _cancel_job(self, cmd: CancelJobCommand) -> AgentReply:
+        """Cancel a queued or running async command by its taskuuid."""
+        outcome = self.tasks.cancel(cmd.task_uuid)
+        log.info("cancel %s: %s", cmd.task_uuid, outcome)
+        return AgentReply()
+
+    def _openapi(self):
+        return jsonify(openapi.build(self))
+
+    def _install_error_handlers(self) -> None:
+        @self.app.errorhandler(BadRequest)
+        def bad_request(exc: BadRequest):
+            log.warning("rejected %s: %s", request.path, exc)
+            return jsonify({"success": False, "error": str(exc)}), 400
+
+        @self.app.errorhandler(HTTPException)
+        def http_error(exc: HTTPException):
+            msg = f"{exc.code} {exc.name}: {request.method} {request.path}"
+            if exc.code == 404:
+                msg += f" is not an endpoint of {self.name} (see GET /openapi.json)"
+            return jsonify({"success": False, "error": msg}), exc.code
+
+        @self.app.errorhandler(Exception)
+        def unexpected(exc: Exception):
+            route = self.routes.get(request.path.rstrip("/") or "/")
+            return jsonify(_internal_error(route, exc)), 500
+
+    def close(self) -> None:
+        self.tasks.shutdown()
+        self.reporter.close()
+
+
+def _parse(model: type[AgentCommand]) -> AgentCommand:
+    if not request.content_length:
+        body: object = {}
+    else:
+        try:
+            body = request.get_json(force=True, silent=False)
+        except Exception:  # noqa: BLE001 - werkzeug raises several kinds
+            raise BadRequest("body: not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"body: must be a JSON object, got {type(body).__name__}")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequest(validation_message(exc)) from None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """``"nics.0.mac: not a valid MAC address: 'x'; memory: Field required"``."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def _internal_error(route: Route | None, exc: Exception) -> dict:
+    where = route.path if route else request.path
+    log.exception("unexpected error in %s", where)
+    return {"success": False,
+            "error": f"internal error in {where}: {type(exc).__name__}: {exc} "
+                     f"(the agent log has the details)"}
+
+
+def _signature(fn: Callable) -> tuple[type[AgentCommand], type[AgentReply], bool]:
+    hints = typing.get_type_hints(fn)
+    params = list(inspect.signature(fn).parameters)
+    if not params or not _is_sub(hints.get(params[0]), AgentCommand):
+        raise TypeError(f"{fn.__qualname__}: first parameter must be annotated with an "
+                        "AgentCommand model")
+    takes_task = len(params) > 1 and params[1] == "task"
+    reply = hints.get("return")
+    if reply is None or reply is type(None):
+        reply = AgentReply
+    if not _is_sub(reply, AgentReply):
+        raise TypeError(f"{fn.__qualname__}: return annotation must be an AgentReply model")
+    return hints[params[0]], reply, takes_task
+
+
+def _is_sub(t: object, base: type) -> bool:
+    return isinstance(t, type) and issubclass(t, base)

@@ -1,0 +1,63 @@
+"""Run an agent: gunicorn (gthread, one worker, N threads) or the plain debug server.
+
+One worker process, on purpose: the agent's named locks, task table and reporter are
+in-process state that must be authoritative for the whole host. The app is built after
+gunicorn forks, so no thread is lost across the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from agentlib import config as cfgmod
+from agentlib import logs
+from agentlib.agent import Agent
+from agentlib.config import AgentConfig
+
+log = logging.getLogger(__name__)
+
+
+def main(
+    name: str,
+    build: Callable[[AgentConfig], Agent],
+    config_cls: type[AgentConfig] = AgentConfig,
+    default_port: int = 0,
+    description: str = "",
+    argv: list[str] | None = None,
+) -> None:
+    cfg = cfgmod.load(config_cls, name, argv, default_port=default_port,
+                      description=description)
+    logs.setup(cfg.log_level, cfg.log_file)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    log.info("%s starting on %s:%d (data dir %s, %s)", name, cfg.host, cfg.port, cfg.data_dir,
+             "foreground debug server" if cfg.foreground else f"gunicorn, {cfg.threads} threads")
+    if cfg.foreground:
+        build(cfg).app.run(host=cfg.host, port=cfg.port, threaded=True, use_reloader=False)
+    else:
+        serve_gunicorn(lambda: build(cfg).app, cfg.host, cfg.port, cfg.threads)
+
+
+def serve_gunicorn(app_factory: Callable, host: str, port: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class _App(BaseApplication):
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"{host}:{port}",
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": threads,
+                "timeout": 120,
+                "graceful_timeout": 10,
+                "keepalive": 30,
+                "accesslog": None,
+                "loglevel": "warning",
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app_factory()
+
+    _App().run()

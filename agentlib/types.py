@@ -1,0 +1,74 @@
+"""Constrained field types for command models.
+
+Everything an agent later hands to a tool (a link name, a path, a MAC) is checked here,
+at the edge, so a hostile value — a newline, a shell metacharacter, ``..`` — is refused
+with a 400 naming the field, before any state is touched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import PurePosixPath
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]*")
+_LINK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_UUID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+
+
+def _matches(pattern: re.Pattern[str], what: str):
+    def check(v: str) -> str:
+        if not pattern.fullmatch(v):
+            raise ValueError(f"not a valid {what}: {v!r}")
+        return v
+
+    return check
+
+
+def _abs_path(v: str) -> str:
+    if "\x00" in v or "\n" in v or "\r" in v:
+        raise ValueError("path must not contain NUL or newline characters")
+    p = PurePosixPath(v)
+    if not p.is_absolute():
+        raise ValueError(f"path must be absolute: {v!r}")
+    if ".." in p.parts:
+        raise ValueError(f"path must not contain '..': {v!r}")
+    return str(p)
+
+
+def _ipv4(v: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(v))
+    except ValueError:
+        raise ValueError(f"not a valid IPv4 address: {v!r}") from None
+
+
+def _netmask(v: str) -> str:
+    try:
+        ipaddress.IPv4Network(f"0.0.0.0/{v}")
+    except ValueError:
+        raise ValueError(f"not a valid IPv4 netmask: {v!r}") from None
+    return v
+
+
+SafeName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(_matches(_NAME, "name"))
+]
+"""A name that is safe as an argv element, file name and log token."""
+
+LinkName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=15),
+    AfterValidator(_matches(_LINK, "link name")),
+]
+"""A kernel network interface name (at most 15 characters)."""
+
+Uuid = Annotated[str, AfterValidator(_matches(_UUID, "uuid"))]
+MacAddress = Annotated[str, AfterValidator(_matches(_MAC, "MAC address"))]
+AbsPath = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_abs_path)]
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+Netmask = Annotated[str, AfterValidator(_netmask)]

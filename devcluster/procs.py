@@ -1,0 +1,167 @@
+"""Start, record and stop the daemons devcluster runs — always by pid, never by name.
+
+Every daemon is recorded in a registry file (pid + process start time) inside the
+component's directory, so ``zfleet-devcluster down`` and test fixtures can stop exactly
+what was started, and a recycled pid is never killed by mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+
+@dataclass
+class Proc:
+    """A daemon devcluster started: enough to find it again and prove it is the same one."""
+
+    name: str
+    pid: int
+    argv: list[str]
+    log: str
+    create_time: float
+
+    def alive(self) -> bool:
+        return not is_dead(self.pid, self.create_time)
+
+
+def is_dead(pid: int, create_time: float | None = None) -> bool:
+    """True if ``pid`` is gone, a zombie, or a different process that reused the pid."""
+    try:
+        p = psutil.Process(pid)
+        if create_time is not None and abs(p.create_time() - create_time) > 0.05:
+            return True
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_dead(pid: int, timeout: float, create_time: float | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_dead(pid, create_time):
+            return True
+        time.sleep(0.02)
+    return is_dead(pid, create_time)
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    subreaper: bool = False,
+) -> Proc:
+    """Start ``argv`` detached in its own session, output appended to ``log``.
+
+    With ``subreaper=True`` the command runs under :mod:`devcluster.subreaper`, which
+    reaps what the command orphans (libvirt orphans qemu) and takes it all down on stop.
+    """
+    if subreaper:
+        argv = [sys.executable, "-m", "devcluster.subreaper", "--", *argv]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _reap_later(child)
+    return Proc(name, child.pid, argv, str(log), psutil.Process(child.pid).create_time())
+
+
+_children: list[subprocess.Popen] = []
+
+
+def _reap_later(child: subprocess.Popen) -> None:
+    """Keep the Popen so its zombie is collected by poll() instead of lingering."""
+    _children.append(child)
+    for c in list(_children):
+        if c.poll() is not None:
+            _children.remove(c)
+
+
+def stop(proc: Proc, timeout: float = 10.0) -> None:
+    """SIGTERM, wait, then SIGKILL the process (and its session) if it is still there."""
+    if proc.alive():
+        _signal(proc, signal.SIGTERM)
+        if not wait_dead(proc.pid, timeout, proc.create_time):
+            _signal(proc, signal.SIGKILL)
+            wait_dead(proc.pid, 5, proc.create_time)
+    for c in list(_children):
+        if c.pid == proc.pid:
+            c.wait()
+            _children.remove(c)
+
+
+def _signal(proc: Proc, sig: int) -> None:
+    try:
+        os.kill(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class Registry:
+    """The daemons of one devcluster component, persisted as JSON next to its data."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> list[Proc]:
+        if not self.path.exists():
+            return []
+        return [Proc(**p) for p in json.loads(self.path.read_text())]
+
+    def add(self, proc: Proc) -> Proc:
+        procs = [p for p in self.load() if p.name != proc.name] + [proc]
+        self._save(procs)
+        return proc
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop in reverse start order, so dependents go before what they depend on."""
+        for proc in reversed(self.load()):
+            stop(proc, timeout)
+        self.path.unlink(missing_ok=True)
+
+    def _save(self, procs: list[Proc]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([asdict(p) for p in procs], indent=1))
+        tmp.replace(self.path)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll ``predicate`` until truthy; raise TimeoutError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s" + (f": {last_exc}" if last_exc else ""))
