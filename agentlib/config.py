@@ -23,7 +23,8 @@ class AgentConfig(BaseModel):
     host: str = Field("0.0.0.0", description="address to listen on")
     port: int = Field(0, ge=0, le=65535, description="TCP port (0 = the agent's default)")
     data_dir: Path = Field(
-        Path("/var/lib/zfleet"), description="where the agent keeps state it must re-adopt"
+        Path("/var/lib/zfleet/AGENT"),
+        description="where the agent keeps state it must re-adopt",
     )
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="log level")
     log_file: str | None = Field(None, description="log to this file instead of stderr")
@@ -74,6 +75,7 @@ def load(
             sources[name] = "--" + name.replace("_", "-")
     if not values.get("port"):
         values["port"] = default_port
+    values.setdefault("data_dir", Path("/var/lib/zfleet") / agent)
     try:
         return cls.model_validate(values)
     except ValidationError as exc:

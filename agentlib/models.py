@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from agentlib.types import SafeName
-from pydantic.alias_generators import to_camel
 
 
 class AgentCommand(BaseModel):

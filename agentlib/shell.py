@@ -69,7 +69,8 @@ def run(
     except OSError as exc:
         res = Result(args, -1, "", str(exc), time.monotonic() - started)
         raise CommandFailed(res, "could not start") from None
-    res = Result(args, proc.returncode, _s(proc.stdout), _s(proc.stderr), time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    res = Result(args, proc.returncode, _s(proc.stdout), _s(proc.stderr), elapsed)
     if check and proc.returncode != 0:
         raise CommandFailed(res)
     return res

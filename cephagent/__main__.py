@@ -1,0 +1,3 @@
+from cephagent.app import main
+
+main()

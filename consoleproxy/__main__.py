@@ -1,0 +1,3 @@
+from consoleproxy.app import main
+
+main()

@@ -1,0 +1,31 @@
+"""consoleproxy: the console proxy (websockify/noVNC tokens to VM consoles).
+
+Foundation skeleton: it serves its readiness and liveness endpoints; the real commands
+arrive with their issues.
+"""
+
+from __future__ import annotations
+
+from agentlib import server
+from agentlib.agent import Agent
+from agentlib.config import AgentConfig
+from agentlib.models import AgentReply, EmptyCommand
+from agentlib.readiness import register_echo
+
+PORT = 7758
+
+
+def build(cfg: AgentConfig) -> Agent:
+    agent = Agent("consoleproxy", cfg)
+    register_echo(agent, "/console/echo")
+
+    @agent.sync("/console/ping", quiet=True)
+    def ping(cmd: EmptyCommand) -> AgentReply:
+        """Liveness: the agent is up and serving."""
+        return AgentReply()
+
+    return agent
+
+
+def main(argv: list[str] | None = None) -> None:
+    server.main("consoleproxy", build, AgentConfig, PORT, __doc__.splitlines()[0], argv)

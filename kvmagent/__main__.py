@@ -1,0 +1,3 @@
+from kvmagent.app import main
+
+main()

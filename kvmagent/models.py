@@ -1,0 +1,17 @@
+"""kvmagent command and reply models (ZStack's field names, camelCase on the wire)."""
+
+from __future__ import annotations
+
+from pydantic import AnyHttpUrl
+
+from agentlib.models import AgentCommand, AgentReply
+from agentlib.types import Uuid
+
+
+class ConnectCmd(AgentCommand):
+    host_uuid: Uuid
+    send_command_url: AnyHttpUrl
+
+
+class PingReply(AgentReply):
+    host_uuid: str | None = None

@@ -1,0 +1,3 @@
+from sftpbsagent.app import main
+
+main()

@@ -1,0 +1,3 @@
+from vragent.app import main
+
+main()

@@ -1,0 +1,31 @@
+"""vragent: the agent inside virtual router VMs (DHCP, DNS, SNAT, EIP, port forwarding, LB).
+
+Foundation skeleton: it serves its readiness and liveness endpoints; the real commands
+arrive with their issues.
+"""
+
+from __future__ import annotations
+
+from agentlib import server
+from agentlib.agent import Agent
+from agentlib.config import AgentConfig
+from agentlib.models import AgentReply, EmptyCommand
+from agentlib.readiness import register_echo
+
+PORT = 7272
+
+
+def build(cfg: AgentConfig) -> Agent:
+    agent = Agent("vragent", cfg)
+    register_echo(agent, "/echo")
+
+    @agent.sync("/ping", quiet=True)
+    def ping(cmd: EmptyCommand) -> AgentReply:
+        """Liveness: the agent is up and serving."""
+        return AgentReply()
+
+    return agent
+
+
+def main(argv: list[str] | None = None) -> None:
+    server.main("vragent", build, AgentConfig, PORT, __doc__.splitlines()[0], argv)
