@@ -164,4 +164,5 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
         except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
             last_exc = exc
         time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s" + (f": {last_exc}" if last_exc else ""))
+    detail = f": {last_exc}" if last_exc else ""
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s{detail}")
