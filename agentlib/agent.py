@@ -17,6 +17,7 @@ the OpenAPI document. Handlers stay thin and call drivers.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
 import typing
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -71,7 +72,6 @@ class Agent:
         self.reporter.max_delay = min(5.0, config.callback_retry_seconds)
         self.tasks = TaskRunner(config.task_workers, config.callback_retry_seconds)
         self.app = Flask(name)
-        self.app.json.sort_keys = False
         self.app.url_map.strict_slashes = False
         self._install_error_handlers()
         self.app.add_url_rule("/openapi.json", "openapi", self._openapi, methods=["GET"])
@@ -111,7 +111,7 @@ class Agent:
         level = logging.DEBUG if route.quiet else logging.INFO
         log.log(level, "%s answered in %.3fs: success=%s", route.path,
                 time.monotonic() - started, reply["success"])
-        return jsonify(reply)
+        return _json(reply)
 
     def _async_view(self, route: Route):
         taskuuid = request.headers.get("taskuuid", "").strip()
@@ -132,7 +132,7 @@ class Agent:
         with logs.task_context(taskuuid):
             outcome = self.tasks.submit(task, work)
             log.log(logging.DEBUG if route.quiet else logging.INFO, "%s %s", route.path, outcome)
-        return jsonify({"success": True, "error": "", "taskUuid": taskuuid, "status": outcome})
+        return _json({"success": True, "error": "", "taskUuid": taskuuid, "status": outcome})
 
     def _invoke(self, route: Route, cmd: AgentCommand, task: Task | None) -> dict:
         try:
@@ -154,39 +154,42 @@ class Agent:
         return AgentReply()
 
     def _openapi(self):
-        return jsonify(openapi.build(self))
+        return _json(openapi.build(self))
 
     def _install_error_handlers(self) -> None:
         @self.app.errorhandler(BadRequest)
         def bad_request(exc: BadRequest):
             log.warning("rejected %s: %s", request.path, exc)
-            return jsonify({"success": False, "error": str(exc)}), 400
+            return _json({"success": False, "error": str(exc)}, 400)
 
         @self.app.errorhandler(HTTPException)
         def http_error(exc: HTTPException):
             msg = f"{exc.code} {exc.name}: {request.method} {request.path}"
             if exc.code == 404:
                 msg += f" is not an endpoint of {self.name} (see GET /openapi.json)"
-            return jsonify({"success": False, "error": msg}), exc.code
+            return _json({"success": False, "error": msg}, exc.code)
 
         @self.app.errorhandler(Exception)
         def unexpected(exc: Exception):
             route = self.routes.get(request.path.rstrip("/") or "/")
-            return jsonify(_internal_error(route, exc)), 500
+            return _json(_internal_error(route, exc), 500)
 
     def close(self) -> None:
         self.tasks.shutdown()
         self.reporter.close()
 
 
+def _json(body: dict, status: int = 200) -> Response:
+    """Serialise a reply (flask's jsonify costs ~30 us a call more: this is the hot path)."""
+    return Response(json.dumps(body), status, mimetype="application/json")
+
+
 def _parse(model: type[AgentCommand]) -> AgentCommand:
-    if not request.content_length:
-        body: object = {}
-    else:
-        try:
-            body = request.get_json(force=True, silent=False)
-        except Exception:  # noqa: BLE001 - werkzeug raises several kinds
-            raise BadRequest("body: not valid JSON") from None
+    raw = request.get_data(cache=False)
+    try:
+        body: object = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise BadRequest("body: not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest(f"body: must be a JSON object, got {type(body).__name__}")
     try:

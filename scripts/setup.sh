@@ -14,6 +14,8 @@ DEB_PACKAGES=(
   ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd
   # networking and guest tooling
   dnsmasq-base iptables ebtables iproute2 busybox-static cpio
+  # benchmarks
+  wrk
   # deployment
   openssh-server openssh-client
   # python
