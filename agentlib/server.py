@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from agentlib import config as cfgmod
 from agentlib import logs
@@ -20,12 +21,13 @@ log = logging.getLogger(__name__)
 
 def main(
     name: str,
-    build: Callable[[AgentConfig], Agent],
+    build: Callable[[AgentConfig], Agent | Any],
     config_cls: type[AgentConfig] = AgentConfig,
     default_port: int = 0,
     description: str = "",
     argv: list[str] | None = None,
 ) -> None:
+    """Parse settings, set up logging and serve ``build(cfg).app`` until stopped."""
     cfg = cfgmod.load(config_cls, name, argv, default_port=default_port,
                       description=description)
     logs.setup(cfg.log_level, cfg.log_file)

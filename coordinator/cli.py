@@ -1,0 +1,128 @@
+"""zfleet: the operator's command line.
+
+Today it talks to agents directly (the coordinator's API commands arrive with the
+coordinator issue):
+
+  zfleet call http://127.0.0.1:7070/host/ping
+  zfleet call http://127.0.0.1:7070/host/connect hostUuid=0123...cdef \\
+      sendCommandUrl=http://127.0.0.1:8080/report
+  zfleet call --async http://127.0.0.1:7070/vm/start --json '{"vmInstanceUuid": "..."}'
+  zfleet openapi http://127.0.0.1:7070
+
+Fields as in httpie: ``key=value`` is a string, ``key:=json`` a raw JSON value
+(``memory:=134217728``, ``bootDev:='["hd"]'``). ``--async`` sends taskuuid/callbackurl
+headers and waits for the callback on a one-shot receiver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from urllib.parse import urlsplit
+
+import requests
+
+from agentlib.receiver import CallbackReceiver
+
+
+def parse_fields(pairs: list[str], raw_json: str | None) -> dict:
+    body: dict = {}
+    if raw_json:
+        loaded = json.loads(raw_json)
+        if not isinstance(loaded, dict):
+            raise ValueError("--json must be a JSON object")
+        body.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or key == ":":
+            raise ValueError(f"expected key=value or key:=json, got {pair!r}")
+        if key.endswith(":"):
+            try:
+                body[key[:-1]] = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"{key[:-1]}: not valid JSON: {exc}") from None
+        else:
+            body[key] = value
+    return body
+
+
+def call(args: argparse.Namespace) -> int:
+    body = parse_fields(args.fields, args.json)
+    if not args.async_:
+        resp = requests.post(args.url, json=body, timeout=args.timeout)
+        return _print(resp.json() if _is_json(resp) else {"status": resp.status_code,
+                                                             "body": resp.text})
+    # the callback must reach us from where the agent runs: listen on the address we
+    # use to reach the agent's host unless told otherwise
+    listen = args.callback_host or ("127.0.0.1" if urlsplit(args.url).hostname in
+                                    ("127.0.0.1", "localhost") else "0.0.0.0")
+    taskuuid = uuid.uuid4().hex
+    with CallbackReceiver(host=listen) as receiver:
+        url = receiver.url if listen != "0.0.0.0" else receiver.url.replace(
+            "0.0.0.0", _local_address_towards(args.url))
+        ack = requests.post(args.url, json=body, timeout=args.timeout,
+                            headers={"taskuuid": taskuuid, "callbackurl": url})
+        if not ack.ok:
+            return _print(ack.json() if _is_json(ack) else {"status": ack.status_code})
+        print(f"accepted as task {taskuuid}; waiting for the callback...", file=sys.stderr)
+        [reply] = receiver.wait(taskuuid=taskuuid, timeout=args.timeout)
+        return _print(reply.body)
+
+
+def openapi(args: argparse.Namespace) -> int:
+    doc = requests.get(args.url.rstrip("/") + "/openapi.json", timeout=args.timeout).json()
+    for path, item in sorted(doc["paths"].items()):
+        op = item["post"]
+        kind = "async" if "callbacks" in op else "sync "
+        print(f"{kind} {path:45s} {op.get('summary', '')}")
+    return 0
+
+
+def _is_json(resp: requests.Response) -> bool:
+    return resp.headers.get("content-type", "").startswith("application/json")
+
+
+def _print(reply: dict) -> int:
+    print(json.dumps(reply, indent=2))
+    return 0 if reply.get("success", False) else 1
+
+
+def _local_address_towards(url: str) -> str:
+    import socket
+
+    parts = urlsplit(url)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((parts.hostname, parts.port or 80))
+        return s.getsockname()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="zfleet", description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("call", help="POST a command to an agent endpoint and print the reply")
+    c.add_argument("url", help="the agent endpoint, e.g. http://127.0.0.1:7070/host/ping")
+    c.add_argument("fields", nargs="*", help="key=value (string) or key:=json fields")
+    c.add_argument("--json", help="the command body as a JSON object (fields are merged in)")
+    c.add_argument("--async", dest="async_", action="store_true",
+                   help="an async endpoint: send taskuuid/callbackurl and wait for the reply")
+    c.add_argument("--callback-host", help="address to receive the callback on")
+    c.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    c.set_defaults(func=call)
+    o = sub.add_parser("openapi", help="list an agent's endpoints from its /openapi.json")
+    o.add_argument("url", help="the agent's base URL, e.g. http://127.0.0.1:7070")
+    o.add_argument("--timeout", type=float, default=10.0)
+    o.set_defaults(func=openapi)
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, requests.RequestException, TimeoutError) as exc:
+        print(f"zfleet: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
