@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.agents",
+    "tests.fixtures.ceph",
 ]
