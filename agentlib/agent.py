@@ -39,6 +39,9 @@ from agentlib.tasks import Task, TaskRunner
 
 log = logging.getLogger(__name__)
 
+MAX_BODY_BYTES = 16 << 20
+"""The largest command body accepted (HTTP 413 beyond): commands are metadata, not data."""
+
 
 @dataclass
 class Route:
@@ -73,6 +76,7 @@ class Agent:
         self.tasks = TaskRunner(config.task_workers, config.callback_retry_seconds)
         self.app = Flask(name)
         self.app.url_map.strict_slashes = False
+        self.app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
         self._install_error_handlers()
         self.app.add_url_rule("/openapi.json", "openapi", self._openapi, methods=["GET"])
         self.sync("/job/cancel")(self._cancel_job)
@@ -184,12 +188,18 @@ def _json(body: dict, status: int = 200) -> Response:
     return Response(json.dumps(body), status, mimetype="application/json")
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse(model: type[AgentCommand]) -> AgentCommand:
     raw = request.get_data(cache=False)
     try:
-        body: object = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        raise BadRequest("body: not valid JSON") from None
+        body: object = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
+    except RecursionError:
+        raise BadRequest("body: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"body: not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise BadRequest(f"body: must be a JSON object, got {type(body).__name__}")
     try:

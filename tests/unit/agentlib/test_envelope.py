@@ -54,11 +54,19 @@ def test_invalid_field_is_a_400_naming_the_field(client, body, field):
     (b"[1, 2]", "body: must be a JSON object, got list"),
     (b'"text"', "body: must be a JSON object, got str"),
     (b"\xff\xfe", "body: not valid JSON"),
+    (b'{"vmName": "vm1", "memory": NaN}', "body: not valid JSON (NaN is not JSON)"),
+    (b"[" * 100000, "body: JSON nested too deeply"),
 ])
 def test_malformed_body_is_a_400(client, raw, message):
     r = client.post("/demo/start", data=raw, content_type="application/json")
     assert r.status_code == 400
-    assert r.get_json() == {"success": False, "error": message}
+    reply = r.get_json()
+    assert reply["success"] is False and reply["error"].startswith(message)
+
+
+def test_oversized_body_is_a_json_413(client):
+    r = client.post("/demo/start", data=b" " * (17 << 20), content_type="application/json")
+    assert r.status_code == 413 and r.get_json()["success"] is False
 
 
 def test_command_failure_is_success_false_with_the_handlers_message(client):
