@@ -1,6 +1,9 @@
 """Shared fixtures live in tests/fixtures/ (one module per area), registered here."""
 
 pytest_plugins = [
+    "tests.fixtures.leaks",  # first, so its session check runs after every other teardown
     "tests.fixtures.agents",
     "tests.fixtures.ceph",
+    "tests.fixtures.hosts",
+    "tests.fixtures.guestimage",
 ]
