@@ -1,0 +1,162 @@
+"""The whole cloud on this machine, as ``make up`` runs it.
+
+One directory holds everything: a Ceph cluster, the management/data/public bridges,
+simulated KVM hosts each with its own libvirtd and a kvmagent inside, the coordinator and
+the other agents on the management network's root address. ``up()`` builds it, ``down()``
+stops it by pid from the state in the directory (from any process), ``status()`` says
+what runs where.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import requests
+
+from devcluster import agents, hostnet, procs
+from devcluster.ceph import CephCluster
+from devcluster.libvirtd import Libvirtd
+from devcluster.simhost import SimHost
+
+PREFIX = "zf"
+MGMT_SUBNET = "10.99.0.0/24"
+ROOT_SERVICES = ("coordinator", "cephagent", "sftpbsagent", "vragent", "consoleproxy")
+
+
+class DevCluster:
+    def __init__(self, root: Path, hosts: int = 1, prefix: str = PREFIX,
+                 mgmt_subnet: str = MGMT_SUBNET):
+        """``prefix`` and ``mgmt_subnet`` keep two clusters apart (link names, addresses);
+        the services' ports do not clash, as each binds its own cluster's mgmt address.
+        A directory that already holds a cluster keeps the settings it was made with."""
+        self.root = Path(root).absolute()
+        self.state_path = self.root / "devcluster.json"
+        state = self._state()
+        self.host_count = hosts
+        self.prefix = state.get("prefix", prefix)
+        self.net = hostnet.HostNetwork(self.prefix, state.get("mgmt_subnet", mgmt_subnet))
+        self.ceph = CephCluster(self.root / "ceph")
+        self.services = procs.Registry(self.root / "services.json")
+
+    # -- parts ---------------------------------------------------------------------------
+    @property
+    def mgmt_ip(self) -> str:
+        return self.net.root_ip.split("/")[0]
+
+    def hosts(self) -> list[SimHost]:
+        names = self._state().get("hosts") or [f"host{n}" for n in
+                                               range(1, self.host_count + 1)]
+        return [SimHost(name, self.root / "hosts" / name, self.net.host_ip(n),
+                        self.net.mgmt_bridge, self.net.bridges, prefix=self.prefix)
+                for n, name in enumerate(names, start=1)]
+
+    def url(self, service: str, host: SimHost | None = None) -> str:
+        address = host.mgmt_address if host else self.mgmt_ip
+        return f"http://{address}:{agents.SERVICES[service].port}"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def running(self) -> bool:
+        return bool(self._state()) and self.ceph.running() and all(
+            h.running() for h in self.hosts()) and all(p.alive() for p in self.services.load())
+
+    def up(self, progress=print) -> None:
+        """Bring everything up; a complete running cluster is left as it is."""
+        if self.running():
+            progress("already up")
+            return
+        self.down(progress=lambda _msg: None)  # whatever a failed or partial run left
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._up(progress)
+        except BaseException:
+            progress("failed: taking down what was started")
+            self.down(progress)
+            raise
+
+    def _up(self, progress) -> None:
+        hosts = self.hosts()
+        self._save_state(prefix=self.prefix, mgmt_subnet=self.net.mgmt_subnet,
+                         hosts=[h.name for h in hosts],
+                         host_uuids={h.name: uuid.uuid4().hex for h in hosts})
+        progress(f"network: bridges {self.net.mgmt_bridge} ({self.net.root_ip}), "
+                 + ", ".join(self.net.bridges.values()))
+        self.net.up()
+        for name in ROOT_SERVICES:
+            _check_port_free(self.mgmt_ip, agents.SERVICES[name].port, name)
+        progress("ceph: starting 1 mon, 1 mgr, 1 OSD (memstore)")
+        self.ceph.start()
+        for host in hosts:
+            progress(f"{host.name}: namespaces, NICs, libvirtd")
+            host.start()
+            Libvirtd(host).start()
+        for name in ROOT_SERVICES:
+            progress(f"{name}: starting on {self.mgmt_ip}:{agents.SERVICES[name].port}")
+            self.services.add(procs.spawn(
+                name, agents.argv(name, self.mgmt_ip, agents.SERVICES[name].port, self.root),
+                self.root / "log" / f"{name}.out"))
+        for host in hosts:
+            progress(f"{host.name}: starting kvmagent on {host.mgmt_address}:7070")
+            host.spawn("kvmagent", agents.argv("kvmagent", "0.0.0.0", 7070, host.dir),
+                       host.dir / "log" / "kvmagent.out")
+        for name in ROOT_SERVICES:
+            agents.wait_ready(name, self.url(name))
+        for host in hosts:
+            agents.wait_ready("kvmagent", self.url("kvmagent", host))
+            self._connect(host)
+
+    def _connect(self, host: SimHost) -> None:
+        """Tell the host's kvmagent who it is and where the coordinator takes reports."""
+        host_uuid = self._state()["host_uuids"][host.name]
+        reply = requests.post(self.url("kvmagent", host) + "/host/connect", timeout=10, json={
+            "hostUuid": host_uuid, "sendCommandUrl": self.url("coordinator") + "/report"}).json()
+        if not reply["success"]:
+            raise RuntimeError(f"{host.name}: kvmagent connect failed: {reply['error']}")
+
+    def down(self, progress=print) -> None:
+        """Stop everything (by pid, from the recorded state); idempotent."""
+        if self.services.load():
+            progress("agents and coordinator: stopping")
+        self.services.stop_all()
+        for host in self.hosts():
+            if host.running():
+                progress(f"{host.name}: stopping kvmagent, libvirtd and its VMs, namespaces")
+            host.stop()
+        if self.ceph.running():
+            progress("ceph: stopping")
+        self.ceph.stop()
+        self.net.down()
+        self.state_path.unlink(missing_ok=True)
+
+    def status(self) -> dict:
+        hosts = self.hosts() if self._state() else []
+        return {
+            "dir": str(self.root),
+            "running": self.running(),
+            "ceph": self.ceph.status() if self.ceph.running() else {"running": False},
+            "hosts": {h.name: {**h.status(), "libvirt": Libvirtd(h).status(),
+                               "kvmagent": self.url("kvmagent", h)} for h in hosts},
+            "services": {p.name: {"pid": p.pid, "alive": p.alive(), "url": self.url(p.name),
+                                  "log": str(self.root / "log" / f"{p.name}.log")}
+                         for p in self.services.load()},
+        }
+
+    def _state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _save_state(self, **values) -> None:
+        self.state_path.write_text(json.dumps({**self._state(), **values}, indent=1))
+
+
+def _check_port_free(address: str, port: int, name: str) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind((address, port))
+        except OSError as exc:
+            raise RuntimeError(f"{name}: port {port} on {address} is taken ({exc}); "
+                               "is another zfleet devcluster up? (`make down`)") from None

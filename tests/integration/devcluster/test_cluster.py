@@ -1,0 +1,67 @@
+"""`make up` / `make down` as a test: the whole devcluster comes up, serves, and goes away."""
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from devcluster import hostnet
+from devcluster.cluster import DevCluster
+from tests.fixtures.hosts import _free_prefix, _free_subnet
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cluster_dir():
+    path = Path(tempfile.mkdtemp(prefix="ztc", dir="/tmp"))
+    yield path
+    subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "devcluster.cli", "--dir", str(root), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_up_serves_everything_and_down_removes_it(cluster_dir):
+    cluster = DevCluster(cluster_dir, hosts=2, prefix=_free_prefix(),
+                         mgmt_subnet=_free_subnet())
+    try:
+        cluster.up(progress=lambda _m: None)
+        status = cluster.status()
+        assert status["running"] is True
+        assert status["ceph"]["health"] == "HEALTH_OK"
+        for name, svc in status["services"].items():
+            assert svc["alive"], name
+        assert requests.get(status["services"]["coordinator"]["url"] + "/health",
+                            timeout=5).ok
+        for name in ("cephagent", "sftpbsagent", "vragent", "consoleproxy"):
+            assert requests.get(status["services"][name]["url"] + "/openapi.json",
+                                timeout=5).json()["info"]["title"] == f"zfleet {name}"
+        state = json.loads(cluster.state_path.read_text())
+        for host in cluster.hosts():
+            url = status["hosts"][host.name]["kvmagent"]
+            ping = requests.post(url + "/host/ping", timeout=5).json()
+            assert ping["hostUuid"] == state["host_uuids"][host.name]
+            # the coordinator is reachable from inside the host, as a real one would be
+            out = host.run(["curl", "-sf", status["services"]["coordinator"]["url"] + "/health"])
+            assert json.loads(out.stdout)["success"] is True
+            assert status["hosts"][host.name]["libvirt"]["answers"] is True
+        # a second `up` leaves the running cluster alone
+        pids = {n: s["pid"] for n, s in status["services"].items()}
+        cluster.up(progress=lambda _m: None)
+        assert {n: s["pid"] for n, s in cluster.status()["services"].items()} == pids
+        assert cli(cluster_dir, "status").returncode == 0
+    finally:
+        # `make down` runs in another process that knows only the directory
+        down = cli(cluster_dir, "down")
+    assert down.returncode == 0, down.stderr
+    assert cli(cluster_dir, "status").returncode == 3
+    assert not [ln["ifname"] for ln in hostnet.links()
+                if ln["ifname"].startswith(cluster.prefix)]
+    assert not cluster.ceph.running()
