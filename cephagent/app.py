@@ -9,8 +9,7 @@ from __future__ import annotations
 from agentlib import server
 from agentlib.agent import Agent
 from agentlib.config import AgentConfig
-from agentlib.models import AgentReply, EmptyCommand
-from agentlib.readiness import register_echo
+from agentlib.readiness import register_echo, register_ping
 
 PORT = 7762
 
@@ -18,14 +17,7 @@ PORT = 7762
 def build(cfg: AgentConfig) -> Agent:
     agent = Agent("cephagent", cfg)
     register_echo(agent, "/ceph/primarystorage/echo", "/ceph/backupstorage/echo")
-
-    def ping(cmd: EmptyCommand) -> AgentReply:
-        """Liveness: the agent is up and serving."""
-        return AgentReply()
-
-    for path in ("/ceph/primarystorage/ping", "/ceph/backupstorage/ping"):
-        agent.sync(path, quiet=True)(ping)
-
+    register_ping(agent, "/ceph/primarystorage/ping", "/ceph/backupstorage/ping")
     return agent
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from agentlib import server
 from agentlib.agent import Agent
 from agentlib.config import AgentConfig
-from agentlib.models import AgentReply, EmptyCommand
-from agentlib.readiness import register_echo
+from agentlib.readiness import register_echo, register_ping
 
 PORT = 7758
 
@@ -18,12 +17,7 @@ PORT = 7758
 def build(cfg: AgentConfig) -> Agent:
     agent = Agent("consoleproxy", cfg)
     register_echo(agent, "/console/echo")
-
-    @agent.sync("/console/ping", quiet=True)
-    def ping(cmd: EmptyCommand) -> AgentReply:
-        """Liveness: the agent is up and serving."""
-        return AgentReply()
-
+    register_ping(agent, "/console/ping")
     return agent
 
 

@@ -43,7 +43,8 @@ def argv(name: str, host: str, port: int, root: Path, *extra: str) -> list[str]:
             "--log-file", str(root / "log" / f"{name}.log"), *extra]
 
 
-def wait_ready(name: str, url: str, timeout: float = 30.0) -> None:
+def wait_ready(name: str, url: str, proc: procs.Proc, timeout: float = 30.0) -> None:
+    """Wait until the service answers; fail at once, with its log, if it exits."""
     service = SERVICES[name]
 
     def answers() -> bool:
@@ -51,4 +52,4 @@ def wait_ready(name: str, url: str, timeout: float = 30.0) -> None:
             return requests.get(url + service.ready_path, timeout=1).ok
         return requests.post(url + service.ready_path, timeout=1).ok
 
-    procs.wait_for(answers, timeout, f"{name} at {url}")
+    procs.wait_for(answers, timeout, f"{name} at {url}", watch=[proc])

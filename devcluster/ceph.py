@@ -13,7 +13,6 @@ from __future__ import annotations
 import configparser
 import json
 import shutil
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -305,30 +304,14 @@ class CephCluster:
         self, daemons: list[procs.Proc], predicate: Callable[[], Any], timeout: float, what: str
     ) -> Any:
         """Poll ``predicate`` but give up at once, with its log tail, if a daemon dies."""
-        deadline = time.monotonic() + timeout
-        last_exc: Exception | None = None
-        while True:
-            dead = [p for p in daemons if not p.alive()]
-            if dead:
-                p = dead[0]
-                raise CephStartError(
-                    f"{p.name} (pid {p.pid}) exited while waiting for {what}; "
-                    f"last lines of {p.log}:\n{_tail(Path(p.log))}"
-                )
-            try:
-                result = predicate()
-                if result:
-                    return result
-            except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
-                last_exc = exc
-            if time.monotonic() > deadline:
-                tails = "\n".join(f"--- {p.log}:\n{_tail(Path(p.log), 15)}" for p in daemons)
-                raise CephStartError(
-                    f"{what}: not ready after {timeout:.0f}s"
-                    + (f" (last error: {last_exc})" if last_exc else "")
-                    + f"\n{tails}"
-                )
-            time.sleep(0.05)
+        try:
+            return procs.wait_for(predicate, timeout, what, watch=daemons)
+        except procs.DaemonDied as exc:
+            raise CephStartError(str(exc)) from None
+        except TimeoutError as exc:
+            tails = "\n".join(f"--- {p.log}:\n{procs.log_tail(Path(p.log), 15)}"
+                              for p in daemons)
+            raise CephStartError(f"{exc}\n{tails}") from None
 
     def _conf(self) -> configparser.ConfigParser:
         if not self.conf_path.exists():
@@ -371,14 +354,3 @@ def _probe_write(cluster: rados.Rados) -> bool:
 def _mgr_available(cluster: rados.Rados) -> bool:
     """Without an active mgr, ``ceph df`` and cluster stats read zero."""
     return bool(_mon_command(cluster, {"prefix": "mgr stat"})["available"])
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode(errors="replace")
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(text.splitlines()[-lines:])

@@ -9,13 +9,13 @@ what runs where.
 
 from __future__ import annotations
 
-import json
 import socket
 import uuid
 from pathlib import Path
 
 import requests
 
+from agentlib import jsonfile
 from devcluster import agents, hostnet, procs
 from devcluster.ceph import CephCluster
 from devcluster.libvirtd import Libvirtd
@@ -92,19 +92,21 @@ class DevCluster:
             progress(f"{host.name}: namespaces, NICs, libvirtd")
             host.start()
             Libvirtd(host).start()
+        started = {}
         for name in ROOT_SERVICES:
             progress(f"{name}: starting on {self.mgmt_ip}:{agents.SERVICES[name].port}")
-            self.services.add(procs.spawn(
+            started[name] = self.services.add(procs.spawn(
                 name, agents.argv(name, self.mgmt_ip, agents.SERVICES[name].port, self.root),
                 self.root / "log" / f"{name}.out"))
         for host in hosts:
             progress(f"{host.name}: starting kvmagent on {host.mgmt_address}:7070")
-            host.spawn("kvmagent", agents.argv("kvmagent", "0.0.0.0", 7070, host.dir),
-                       host.dir / "log" / "kvmagent.out")
+            started[host.name] = host.spawn(
+                "kvmagent", agents.argv("kvmagent", "0.0.0.0", 7070, host.dir),
+                host.dir / "log" / "kvmagent.out")
         for name in ROOT_SERVICES:
-            agents.wait_ready(name, self.url(name))
+            agents.wait_ready(name, self.url(name), started[name])
         for host in hosts:
-            agents.wait_ready("kvmagent", self.url("kvmagent", host))
+            agents.wait_ready("kvmagent", self.url("kvmagent", host), started[host.name])
             self._connect(host)
 
     def _connect(self, host: SimHost) -> None:
@@ -144,13 +146,10 @@ class DevCluster:
         }
 
     def _state(self) -> dict:
-        try:
-            return json.loads(self.state_path.read_text())
-        except FileNotFoundError:
-            return {}
+        return jsonfile.read(self.state_path, {})
 
     def _save_state(self, **values) -> None:
-        self.state_path.write_text(json.dumps({**self._state(), **values}, indent=1))
+        jsonfile.write(self.state_path, {**self._state(), **values})
 
 
 def _check_port_free(address: str, port: int, name: str) -> None:

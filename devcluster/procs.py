@@ -7,7 +7,6 @@ what was started, and a recycled pid is never killed by mistake.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+
+from agentlib import jsonfile
 
 
 @dataclass
@@ -122,9 +123,7 @@ class Registry:
         self.path = path
 
     def load(self) -> list[Proc]:
-        if not self.path.exists():
-            return []
-        return [Proc(**p) for p in json.loads(self.path.read_text())]
+        return [Proc(**p) for p in jsonfile.read(self.path, [])]
 
     def add(self, proc: Proc) -> Proc:
         procs = [p for p in self.load() if p.name != proc.name] + [proc]
@@ -138,10 +137,7 @@ class Registry:
         self.path.unlink(missing_ok=True)
 
     def _save(self, procs: list[Proc]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(p) for p in procs], indent=1))
-        tmp.replace(self.path)
+        jsonfile.write(self.path, [asdict(p) for p in procs])
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -152,17 +148,48 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll ``predicate`` until truthy; raise TimeoutError naming ``what`` otherwise."""
+class DaemonDied(RuntimeError):
+    """A watched daemon exited while we waited for something; says so with its log tail."""
+
+    def __init__(self, proc: Proc, what: str):
+        self.proc = proc
+        super().__init__(f"{proc.name} (pid {proc.pid}) exited while waiting for {what}; "
+                         f"last lines of {proc.log}:\n{log_tail(Path(proc.log))}")
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05,
+             watch: list[Proc] | tuple[Proc, ...] = ()):
+    """Poll ``predicate`` until truthy and return its value.
+
+    Raises TimeoutError naming ``what`` (and the predicate's last exception), or, at once,
+    :class:`DaemonDied` if a daemon in ``watch`` exits meanwhile: a daemon that died at
+    start should fail fast with its own words, not after the whole timeout.
+    """
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
-    while time.monotonic() < deadline:
+    while True:
+        for proc in watch:
+            if not proc.alive():
+                raise DaemonDied(proc, what)
         try:
             result = predicate()
             if result:
                 return result
         except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
             last_exc = exc
+        if time.monotonic() > deadline:
+            detail = f": {last_exc}" if last_exc else ""
+            raise TimeoutError(f"{what} not ready after {timeout:.0f}s{detail}")
         time.sleep(interval)
-    detail = f": {last_exc}" if last_exc else ""
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s{detail}")
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` of a daemon's log, for error messages."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode(errors="replace")
+    except OSError as exc:
+        return f"(no log: {exc})"
+    return "\n".join(text.splitlines()[-lines:])

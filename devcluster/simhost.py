@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import os
 import re
 import signal
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from agentlib import shell
+from agentlib import jsonfile, shell
 from devcluster import hostnet, procs
 
 ANCHOR = "anchor"
@@ -252,15 +251,10 @@ class SimHost:
         return {mine[ln["ifname"]]: ln["ifname"] for ln in hostnet.links() if ln["ifname"] in mine}
 
     def _state(self) -> dict:
-        try:
-            return json.loads(self._state_path.read_text())
-        except FileNotFoundError:
-            return {}
+        return jsonfile.read(self._state_path, {})
 
     def _save_state(self, **state) -> None:
-        tmp = self._state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"name": self.name, "prefix": self.prefix, **state}, indent=1))
-        tmp.replace(self._state_path)
+        jsonfile.write(self._state_path, {"name": self.name, "prefix": self.prefix, **state})
 
 
 def _anchor_of(wrapper_pid: int) -> psutil.Process | None:

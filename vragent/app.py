@@ -9,8 +9,7 @@ from __future__ import annotations
 from agentlib import server
 from agentlib.agent import Agent
 from agentlib.config import AgentConfig
-from agentlib.models import AgentReply, EmptyCommand
-from agentlib.readiness import register_echo
+from agentlib.readiness import register_echo, register_ping
 
 PORT = 7272
 
@@ -18,12 +17,7 @@ PORT = 7272
 def build(cfg: AgentConfig) -> Agent:
     agent = Agent("vragent", cfg)
     register_echo(agent, "/echo")
-
-    @agent.sync("/ping", quiet=True)
-    def ping(cmd: EmptyCommand) -> AgentReply:
-        """Liveness: the agent is up and serving."""
-        return AgentReply()
-
+    register_ping(agent, "/ping")
     return agent
 
 
