@@ -16,6 +16,8 @@ DEB_PACKAGES=(
   dnsmasq-base iptables ebtables iproute2 busybox-static cpio
   # benchmarks
   wrk
+  # domain XML validation (virt-xml-validate needs xmllint)
+  libxml2-utils
   # deployment
   openssh-server openssh-client
   # python

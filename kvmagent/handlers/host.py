@@ -8,7 +8,7 @@ from agentlib.agent import Agent
 from agentlib.identity import Identity
 from agentlib.models import AgentReply, EmptyCommand
 from agentlib.readiness import register_echo
-from kvmagent.models import ConnectCmd, PingReply
+from kvmagent.models.host import ConnectCmd, PingReply
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""kvmagent command and reply models (ZStack's field names, camelCase on the wire)."""
+"""kvmagent host models: identity, capacity, facts."""
 
 from __future__ import annotations
 
