@@ -81,6 +81,7 @@ class Agent:
         self._install_error_handlers()
         self.app.add_url_rule("/openapi.json", "openapi", self._openapi, methods=["GET"])
         self._commands: dict[str, Route] = {}  # "/a/b" and "/a/b/" -> route
+        self._close_hooks: list[Callable[[], None]] = []
         self._flask_wsgi = self.app.wsgi_app
         self.app.wsgi_app = self._dispatch
         self.sync("/job/cancel")(self._cancel_job)
@@ -207,9 +208,15 @@ class Agent:
         def unexpected(exc: Exception):
             return _json(_internal_error(request.path, exc), 500)
 
+    def on_close(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` when the agent closes (e.g. close a libvirt connection)."""
+        self._close_hooks.append(hook)
+
     def close(self) -> None:
         self.tasks.shutdown()
         self.reporter.close()
+        for hook in reversed(self._close_hooks):
+            hook()
 
 
 def _json(body: dict, status: int = 200) -> Response:

@@ -104,8 +104,11 @@ def _parser(
             parser.add_argument(flag, dest=name, action="store_true", default=None, help=help_text)
         else:
             default = field.default if name != "port" else default_port
+            choices = typing.get_args(field.annotation) if typing.get_origin(
+                field.annotation) is typing.Literal else None
             parser.add_argument(
-                flag, dest=name, default=None, metavar=name.upper(),
+                flag, dest=name, default=None, choices=choices,
+                metavar="|".join(choices) if choices else name.upper(),
                 help=f"{help_text} (default: {default})",
             )
     return parser

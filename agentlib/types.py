@@ -72,3 +72,30 @@ MacAddress = Annotated[str, AfterValidator(_matches(_MAC, "MAC address"))]
 AbsPath = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_abs_path)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 Netmask = Annotated[str, AfterValidator(_netmask)]
+
+
+def _display_name(v: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError("must not contain control characters (newline, tab, NUL...)")
+    return v
+
+
+DisplayName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(_display_name)
+]
+"""A human name (spaces and any script allowed), never used on a command line."""
+
+_CEPH = re.compile(r"ceph://([A-Za-z0-9][A-Za-z0-9_.-]*)/([A-Za-z0-9][A-Za-z0-9_.-]*)"
+                   r"(@[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+
+
+def _volume_path(v: str) -> str:
+    if v.startswith("ceph://"):
+        if not _CEPH.fullmatch(v):
+            raise ValueError(f"not a valid ceph://<pool>/<image>[@<snap>] path: {v!r}")
+        return v
+    return _abs_path(v)
+
+
+VolumePath = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_volume_path)]
+"""An absolute file path, or ``ceph://<pool>/<image>[@<snapshot>]``."""

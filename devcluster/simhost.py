@@ -227,6 +227,9 @@ class SimHost:
     # -- internals --------------------------------------------------------------------
     def _setup_inside(self) -> None:
         self.bind(self.dir / "run", "/run")
+        # sysfs shows the net devices of the namespace that mounted it: remount it so
+        # /sys/class/net is this host's NICs (as `ip netns exec` does)
+        self.run(["mount", "-t", "sysfs", "sysfs", "/sys"])
         self.run(["hostname", self.name])
         self.run(["ip", "link", "set", "dev", "lo", "up"])
         shell.run(["ip", "netns", "attach", self.netns, str(self.anchor_pid)])

@@ -1,25 +1,42 @@
 """kvmagent: the agent on each KVM host (VMs via libvirt, L2, DHCP, EIP, local storage).
 
-This is the foundation skeleton: host identity (connect/ping/echo); the VM, network and
-storage handlers arrive with their issues.
+It holds one libvirt connection with an event loop: changes to VMs that the agent did
+not make are reported to the coordinator at once, and a libvirtd restart is followed by
+a reconnect and a ``/kvm/reconnectme`` report. Running VMs are plain libvirt domains, so
+an agent restart leaves them running and the new agent finds them by name.
 """
 
 from __future__ import annotations
 
 from agentlib import server
 from agentlib.agent import Agent
-from agentlib.config import AgentConfig
 from agentlib.identity import Identity
-from kvmagent.handlers import host
+from kvmagent.config import KvmAgentConfig
+from kvmagent.drivers.libvirt_conn import LibvirtConnection
+from kvmagent.drivers.vms import VmDriver
+from kvmagent.handlers import host, vm
+from kvmagent.statecapture import RECONNECT_ME, StateCapture
 
 PORT = 7070
 
 
-def build(cfg: AgentConfig) -> Agent:
+def build(cfg: KvmAgentConfig) -> Agent:
     agent = Agent("kvmagent", cfg)
-    host.register(agent, Identity(cfg.data_dir))
+    identity = Identity(cfg.data_dir)
+    capture = StateCapture(agent.reporter, lambda: identity.get("hostUuid"))
+
+    def reconnected() -> None:
+        agent.reporter.send(RECONNECT_ME, {"hostUuid": identity.get("hostUuid"),
+                                           "reason": f"libvirtd at {cfg.libvirt_uri} "
+                                                     "came back"})
+
+    conn = LibvirtConnection(cfg.libvirt_uri, capture.on_event, reconnected)
+    conn.open()
+    agent.on_close(conn.close)
+    host.register(agent, identity)
+    vm.register(agent, VmDriver(conn, capture), cfg)
     return agent
 
 
 def main(argv: list[str] | None = None) -> None:
-    server.main("kvmagent", build, AgentConfig, PORT, __doc__.splitlines()[0], argv)
+    server.main("kvmagent", build, KvmAgentConfig, PORT, __doc__.splitlines()[0], argv)

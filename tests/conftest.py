@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.ceph",
     "tests.fixtures.hosts",
     "tests.fixtures.guestimage",
+    "tests.fixtures.kvm",
 ]

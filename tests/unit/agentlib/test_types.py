@@ -3,7 +3,17 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from agentlib.types import AbsPath, IPv4, LinkName, MacAddress, Netmask, SafeName, Uuid
+from agentlib.types import (
+    AbsPath,
+    DisplayName,
+    IPv4,
+    LinkName,
+    MacAddress,
+    Netmask,
+    SafeName,
+    Uuid,
+    VolumePath,
+)
 
 
 @pytest.mark.parametrize("typ, good, bad", [
@@ -16,6 +26,9 @@ from agentlib.types import AbsPath, IPv4, LinkName, MacAddress, Netmask, SafeNam
     (AbsPath, ["/var/lib/x.qcow2", "/a//b"], ["rel/path", "/a/../etc", "/a\nb", "/a\x00b"]),
     (IPv4, ["10.0.0.1"], ["10.0.0.256", "::1", "host"]),
     (Netmask, ["255.255.255.0", "24"], ["255.0.255.0", "33"]),
+    (DisplayName, ["web server 1", "云主机-1", "a<b>&'\""], ["", "a\nb", "tab\there", "x" * 256]),
+    (VolumePath, ["/pool/vol.qcow2", "ceph://rbd/vol-1", "ceph://rbd/img@snap"],
+     ["ceph://rbd", "ceph://rbd/a/b", "ceph://../x", "ceph://rbd/img;rm", "rel.qcow2"]),
 ])
 def test_accepts_good_and_refuses_bad(typ, good, bad):
     adapter = TypeAdapter(typ)

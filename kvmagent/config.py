@@ -1,0 +1,30 @@
+"""kvmagent settings (each also a flag: ``--libvirt-uri``, ``--domain-type``, ...)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from agentlib.config import AgentConfig
+
+ConsoleMode = Literal["vnc", "spice"]
+CpuMode = Literal["none", "host-model", "host-passthrough"]
+CacheMode = Literal["none", "writeback", "writethrough"]
+
+
+class KvmAgentConfig(AgentConfig):
+    libvirt_uri: str = Field("qemu:///system", description="libvirtd to drive")
+    domain_type: Literal["kvm", "qemu"] = Field(
+        "kvm", description="kvm in production; qemu (TCG) where KVM guests cannot boot"
+    )
+    vnc_listen: str = Field("0.0.0.0", description="address VNC/Spice consoles listen on")
+    console_mode: ConsoleMode = Field("vnc", description="host-wide console protocol")
+    cpu_mode: CpuMode = Field("none", description="host-wide guest CPU mode")
+    cache_mode: CacheMode = Field("none", description="host-wide disk cache mode")
+    reserved_memory: int = Field(
+        512 << 20, ge=0, description="bytes of host memory kept from VMs (reported in capacity)"
+    )
+    stop_timeout: float = Field(
+        60.0, gt=0, description="seconds a graceful (ACPI) stop may take before a forced one"
+    )
