@@ -33,7 +33,7 @@ def build(cfg: KvmAgentConfig) -> Agent:
     conn = LibvirtConnection(cfg.libvirt_uri, capture.on_event, reconnected)
     conn.open()
     agent.on_close(conn.close)
-    host.register(agent, identity)
+    host.register(agent, identity, cfg, conn)
     vm.register(agent, VmDriver(conn, capture), cfg)
     return agent
 

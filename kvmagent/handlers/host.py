@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
+import platform
+
+import psutil
 
 from agentlib.agent import Agent
 from agentlib.identity import Identity
 from agentlib.models import AgentReply, EmptyCommand
 from agentlib.readiness import register_echo
-from kvmagent.models.host import ConnectCmd, PingReply
+from kvmagent.config import KvmAgentConfig
+from kvmagent.drivers import hostinfo
+from kvmagent.drivers.libvirt_conn import LibvirtConnection
+from kvmagent.models.host import CapacityReply, ConnectCmd, FactReply, PingReply
 
 log = logging.getLogger(__name__)
 
 
-def register(agent: Agent, identity: Identity) -> None:
+def register(agent: Agent, identity: Identity, cfg: KvmAgentConfig,
+             libvirt_conn: LibvirtConnection) -> None:
     agent.reporter.url = identity.get("sendCommandUrl")
 
     register_echo(agent, "/host/echo")
@@ -33,3 +40,28 @@ def register(agent: Agent, identity: Identity) -> None:
     def ping(cmd: EmptyCommand) -> PingReply:
         """The host uuid this agent was connected with (null before connect)."""
         return PingReply(host_uuid=identity.get("hostUuid"))
+
+    @agent.sync("/host/capacity")
+    def capacity(cmd: EmptyCommand) -> CapacityReply:
+        """CPUs and memory of the host, and what the running VMs and the reserve use."""
+        cpu = hostinfo.cpu_info()
+        usage = hostinfo.vm_usage(libvirt_conn.conn)
+        return CapacityReply(
+            cpu_num=cpu.count, cpu_sockets=cpu.sockets, cpu_speed=cpu.speed_mhz,
+            used_cpu=usage.vcpus, total_memory=psutil.virtual_memory().total,
+            used_memory=usage.memory_bytes + cfg.reserved_memory,
+            reserved_memory=cfg.reserved_memory,
+        )
+
+    @agent.sync("/host/fact")
+    def fact(cmd: EmptyCommand) -> FactReply:
+        """OS, kernel, qemu-img and libvirt versions, CPU model and virtualisation flag."""
+        cpu = hostinfo.cpu_info()
+        distribution, version = hostinfo.os_release()
+        return FactReply(
+            os_distribution=distribution, os_version=version,
+            kernel_version=platform.release(), qemu_img_version=hostinfo.qemu_img_version(),
+            libvirt_version=hostinfo.libvirt_version(libvirt_conn.conn),
+            hypervisor_type=cfg.domain_type, cpu_model_name=cpu.model,
+            hvm_cpu_flag=cpu.hvm_flag,
+        )
