@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from agentlib import jsonfile
-from devcluster import agents, hostnet, procs
+from devcluster import agents, hostnet, kvmhost, procs
 from devcluster.ceph import CephCluster
 from devcluster.libvirtd import Libvirtd
 from devcluster.simhost import SimHost
@@ -54,8 +54,9 @@ class DevCluster:
                 for n, name in enumerate(names, start=1)]
 
     def url(self, service: str, host: SimHost | None = None) -> str:
-        address = host.mgmt_address if host else self.mgmt_ip
-        return f"http://{address}:{agents.SERVICES[service].port}"
+        if host is not None:
+            return kvmhost.kvmagent_url(host)
+        return f"http://{self.mgmt_ip}:{agents.SERVICES[service].port}"
 
     # -- lifecycle -------------------------------------------------------------------------
     def running(self) -> bool:
@@ -98,15 +99,13 @@ class DevCluster:
             started[name] = self.services.add(procs.spawn(
                 name, agents.argv(name, self.mgmt_ip, agents.SERVICES[name].port, self.root),
                 self.root / "log" / f"{name}.out"))
-        for host in hosts:
-            progress(f"{host.name}: starting kvmagent on {host.mgmt_address}:7070")
-            started[host.name] = host.spawn(
-                "kvmagent", agents.argv("kvmagent", "0.0.0.0", 7070, host.dir),
-                host.dir / "log" / "kvmagent.out")
         for name in ROOT_SERVICES:
             agents.wait_ready(name, self.url(name), started[name])
         for host in hosts:
-            agents.wait_ready("kvmagent", self.url("kvmagent", host), started[host.name])
+            progress(f"{host.name}: guest bridge {kvmhost.GUEST_BRIDGE} with DHCP, kvmagent "
+                     f"on {kvmhost.kvmagent_url(host)}")
+            kvmhost.add_guest_bridge(host)
+            kvmhost.start_kvmagent(host)
             self._connect(host)
 
     def _connect(self, host: SimHost) -> None:

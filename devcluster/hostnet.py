@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import random
+import string
 from dataclasses import dataclass
+from pathlib import Path
 
 from agentlib import shell
 
@@ -113,3 +116,31 @@ class HostNetwork:
         """Delete the bridges; any host still plugged in loses its uplinks."""
         for br in [self.mgmt_bridge, *self.bridges.values()]:
             delete_bridge(br)
+
+
+def free_prefix(start: str) -> str:
+    """``start`` + 2 random chars that no root link or netns name starts with, so
+    concurrent test sessions, benchmarks and ``make up`` keep their names apart."""
+    taken = {ln["ifname"] for ln in links()}
+    netns = Path("/run/netns")
+    taken |= {p.name for p in netns.iterdir()} if netns.exists() else set()
+    chars = string.ascii_lowercase + string.digits
+    while True:
+        prefix = start + "".join(random.choices(chars, k=2))
+        if not any(name.startswith(prefix) for name in taken):
+            return prefix
+
+
+def free_subnet() -> str:
+    """A 10.98.X.0/24 that no root-namespace address or route overlaps."""
+    addrs = json.loads(shell.run(["ip", "-j", "-4", "addr", "show"]).stdout)
+    routes = json.loads(shell.run(["ip", "-j", "-4", "route", "show"]).stdout)
+    used = [
+        ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False)
+        for link in addrs
+        for a in link.get("addr_info", [])
+    ] + [ipaddress.ip_network(r["dst"]) for r in routes if r["dst"] != "default"]
+    while True:
+        candidate = ipaddress.ip_network(f"10.98.{random.randrange(256)}.0/24")
+        if not any(candidate.overlaps(n) for n in used):
+            return str(candidate)

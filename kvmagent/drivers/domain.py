@@ -139,10 +139,10 @@ def _first_duplicate(values: Iterable[object]) -> object | None:
     return None
 
 
-def _nested(prefix: str, check) -> None:
-    """Run ``check()``, prefixing its error's field with ``prefix`` (``disks[1].target``)."""
+def _nested(prefix: str, call):
+    """``call()``, with its error's field prefixed with ``prefix`` (``disks[1].target``)."""
     try:
-        check()
+        return call()
     except ValueError as exc:
         raise ValueError(f"{prefix}.{exc}") from None
 
@@ -304,8 +304,8 @@ class Domain:
     ``cpu_mode`` "none" emits no ``<cpu mode>``. ``serial_log`` makes the serial console a
     file (append='on', which migration needs), else it is a pty. ``metadata`` lands in
     the zfleet namespace of ``<metadata>`` together with the VM's 32-hex uuid.
-    ``disks`` are kept sorted by bus, then target (vda < vdz < vdaa), as libvirt keeps
-    them when disks are hot-plugged; the order also gives the guest's naming order.
+    ``disks`` are kept sorted by bus, then target (vda < vdz < vdaa), so equality does not
+    depend on where libvirt lists a hot-plugged disk (after its bus's lower targets).
     """
 
     uuid: str
@@ -553,42 +553,43 @@ def _memory_bytes(el: ET.Element | None) -> int:
     return int(el.text) * _MEMORY_UNITS[unit]
 
 
-def _int_attr(el: ET.Element | None, attr: str) -> int | None:
-    value = el.get(attr) if el is not None else None
+def _attr(el: ET.Element | None, path: str, attr: str, default: str | None = None):
+    """Attribute ``attr`` of ``el``'s child at ``path`` ("." for ``el``), else ``default``."""
+    child = el.find(path) if el is not None else None
+    return child.get(attr, default) if child is not None else default
+
+
+def _int_attr(el: ET.Element | None, path: str, attr: str) -> int | None:
+    value = _attr(el, path, attr)
     return int(value) if value is not None else None
 
 
 def _parse_disk(el: ET.Element) -> Disk:
-    driver = el.find("driver")
     source = el.find("source")
-    target = el.find("target")
-    kw: dict = {}
     if el.get("type") == "network":
-        if source is None or source.get("protocol") != "rbd":
-            raise ValueError(f"disks: only RBD network disks are modelled: {ET.tostring(el)!r}")
-        secret = el.find("auth/secret")
+        if _attr(el, "source", "protocol") != "rbd":
+            raise ValueError("source: only RBD network disks are modelled")
+        secret = _attr(el, "auth/secret", "uuid")
         kw = {
             "rbd_name": source.get("name"),
-            "rbd_hosts": [(h.get("name"), _int_attr(h, "port") or 6789)
+            "rbd_hosts": [(h.get("name"), int(h.get("port", "6789")))
                           for h in source.findall("host")],
-            "rbd_secret_uuid": secret.get("uuid") if secret is not None else None,
-            "rbd_user": el.find("auth").get("username") if secret is not None else "admin",
+            "rbd_secret_uuid": secret,
+            "rbd_user": _attr(el, "auth", "username") if secret is not None else "admin",
         }  # fmt: skip
     elif el.get("type") == "file":
-        kw = {"path": source.get("file") if source is not None else None}
+        kw = {"path": _attr(el, "source", "file")}
     else:
-        raise ValueError(f"disks: disk type {el.get('type')!r} is not modelled")
+        raise ValueError(f"type: disk type {el.get('type')!r} is not modelled")
     return Disk(
-        target=target.get("dev") if target is not None else None,
+        target=_attr(el, "target", "dev"),
         device=el.get("device"),
         source_type=el.get("type"),
-        format=driver.get("type", "raw" if source is None else None)
-        if driver is not None
-        else None,
-        bus=target.get("bus") if target is not None else None,
-        cache=driver.get("cache") if driver is not None else None,
+        format=_attr(el, "driver", "type", "raw" if source is None else None),
+        bus=_attr(el, "target", "bus"),
+        cache=_attr(el, "driver", "cache"),
         readonly=el.find("readonly") is not None,
-        boot_order=_int_attr(el.find("boot"), "order"),
+        boot_order=_int_attr(el, "boot", "order"),
         serial=el.findtext("serial"),
         **kw,
     )
@@ -596,27 +597,26 @@ def _parse_disk(el: ET.Element) -> Disk:
 
 def _parse_nic(el: ET.Element) -> Nic:
     if el.get("type") != "bridge":
-        raise ValueError(f"nics: interface type {el.get('type')!r} is not modelled")
-    target_dev = el.find("target").get("dev") if el.find("target") is not None else None
+        raise ValueError(f"type: interface type {el.get('type')!r} is not modelled")
+    target_dev = _attr(el, "target", "dev")
     if target_dev is not None and target_dev.startswith(_GENERATED_LINK_PREFIXES):
         target_dev = None  # libvirt named it when the VM started; not part of the definition
     return Nic(
-        mac=el.find("mac").get("address") if el.find("mac") is not None else None,
-        bridge=el.find("source").get("bridge") if el.find("source") is not None else None,
-        model=el.find("model").get("type") if el.find("model") is not None else None,
+        mac=_attr(el, "mac", "address"),
+        bridge=_attr(el, "source", "bridge"),
+        model=_attr(el, "model", "type"),
         target_dev=target_dev,
-        boot_order=_int_attr(el.find("boot"), "order"),
+        boot_order=_int_attr(el, "boot", "order"),
     )
 
 
 def _parse_graphics(el: ET.Element | None) -> Graphics | None:
     if el is None:
         return None
-    listen = el.get("listen") or el.find("listen").get("address")
     return Graphics(
         kind=el.get("type"),
-        listen=listen,
-        port=-1 if el.get("autoport") == "yes" else _int_attr(el, "port"),
+        listen=el.get("listen") or _attr(el, "listen", "address"),
+        port=-1 if el.get("autoport") == "yes" else _int_attr(el, ".", "port"),
         password=el.get("passwd"),
     )
 
@@ -639,33 +639,28 @@ def parse_domain(xml: str) -> Domain:
     VIR_DOMAIN_XML_SECURE for that) and the tap names libvirt picked are dropped.
     """
     root = ET.fromstring(xml)
-    os_el = root.find("os")
-    cpu = root.find("cpu")
-    topology = cpu.find("topology") if cpu is not None else None
     vm = root.find(f"metadata/{_VM}")
-    entries = vm.findall(_ENTRY) if vm is not None else []
-    serial = root.find("devices/serial")
-    if serial is not None and serial.get("type") not in ("file", "pty"):
-        raise ValueError(f"serial_log: serial type {serial.get('type')!r} is not modelled")
-    serial_source = serial.find("source") if serial is not None else None
+    serial_type = _attr(root, "devices/serial", "type")
+    if serial_type not in (None, "file", "pty"):
+        raise ValueError(f"serial_log: serial type {serial_type!r} is not modelled")
     return Domain(
         uuid=root.findtext("uuid"),
         name=root.findtext("name"),
         domain_type=root.get("type"),
         memory_bytes=_memory_bytes(root.find("memory")),
         vcpus=int(root.findtext("vcpu", "0")),
-        sockets=_int_attr(topology, "sockets"),
-        cores=_int_attr(topology, "cores"),
-        cpu_mode=_parse_cpu_mode(cpu, vm),
-        disks=[_parse_disk(el) for el in root.findall("devices/disk")],
-        nics=[_parse_nic(el) for el in root.findall("devices/interface")],
+        sockets=_int_attr(root, "cpu/topology", "sockets"),
+        cores=_int_attr(root, "cpu/topology", "cores"),
+        cpu_mode=_parse_cpu_mode(root.find("cpu"), vm),
+        disks=[_nested(f"disks[{i}]", lambda el=el: _parse_disk(el))
+               for i, el in enumerate(root.findall("devices/disk"))],
+        nics=[_nested(f"nics[{i}]", lambda el=el: _parse_nic(el))
+              for i, el in enumerate(root.findall("devices/interface"))],
         graphics=_parse_graphics(root.find("devices/graphics")),
-        kernel=os_el.findtext("kernel") if os_el is not None else None,
-        initrd=os_el.findtext("initrd") if os_el is not None else None,
-        cmdline=os_el.findtext("cmdline") if os_el is not None else None,
-        serial_log=serial_source.get("path")
-        if serial is not None and serial.get("type") == "file" and serial_source is not None
-        else None,
-        metadata={e.get("key"): e.get("value") for e in entries},
+        kernel=root.findtext("os/kernel"),
+        initrd=root.findtext("os/initrd"),
+        cmdline=root.findtext("os/cmdline"),
+        serial_log=_attr(root, "devices/serial/source", "path") if serial_type == "file" else None,
+        metadata={e.get("key"): e.get("value") for e in root.iterfind(f"metadata/{_VM}/{_ENTRY}")},
         smbios_asset_tag=root.findtext("sysinfo[@type='smbios']/chassis/entry[@name='asset']"),
-    )
+    )  # fmt: skip

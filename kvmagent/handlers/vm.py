@@ -6,7 +6,6 @@ lock, so two commands on one VM never interleave.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from agentlib.agent import Agent
@@ -14,6 +13,7 @@ from agentlib.errors import AgentError
 from agentlib.models import EmptyCommand
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.vms import VmDriver
+from kvmagent.hostchecks import require_bridge, require_file
 from kvmagent.models.vm import (
     CheckVmStateCmd,
     CheckVmStateReply,
@@ -31,8 +31,7 @@ from kvmagent.vmspec import domain_for
 def check_host_resources(cmd: StartVmCmd) -> None:
     """What the model cannot check: the bridges and volume files exist on this host."""
     for i, nic in enumerate(cmd.nics):
-        if not os.path.isdir(f"/sys/class/net/{nic.bridge_name}/bridge"):
-            raise AgentError(f"nics.{i}.bridgeName: no bridge {nic.bridge_name!r} on this host")
+        require_bridge(f"nics.{i}.bridgeName", nic.bridge_name)
     volumes = {"rootVolume": cmd.root_volume} | {
         f"dataVolumes.{i}": v for i, v in enumerate(cmd.data_volumes)}
     files = {f"{k}.installPath": v.install_path for k, v in volumes.items()
@@ -40,8 +39,7 @@ def check_host_resources(cmd: StartVmCmd) -> None:
     files |= {k: v for k, v in (("isoPath", cmd.iso_path), ("bootKernel", cmd.boot_kernel),
                                 ("bootInitrd", cmd.boot_initrd)) if v}
     for field, path in files.items():
-        if not os.path.isfile(path):
-            raise AgentError(f"{field}: no such file on this host: {path}")
+        require_file(field, path)
 
 
 def register(agent: Agent, vms: VmDriver, cfg: KvmAgentConfig) -> None:
@@ -54,7 +52,10 @@ def register(agent: Agent, vms: VmDriver, cfg: KvmAgentConfig) -> None:
     def start(cmd: StartVmCmd) -> StartVmReply:
         """Start a VM from its full description; already running the same = success."""
         check_host_resources(cmd)
-        spec = domain_for(cmd, cfg, console_dir)
+        try:
+            spec = domain_for(cmd, cfg, console_dir)
+        except ValueError as exc:  # what the domain model refuses, e.g. host-passthrough on TCG
+            raise AgentError(f"cannot build the domain: {exc}") from None
         console_dir.mkdir(parents=True, exist_ok=True)
         with lock(cmd.vm_instance_uuid):
             already = vms.start(spec)

@@ -76,6 +76,9 @@ class StartVmCmd(AgentCommand):
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.memory % (1 << 20):
+            raise ValueError(f"memory: {self.memory} bytes is not a whole number of MiB "
+                             "(libvirt would round it up)")
         if (self.socket_num is None) != (self.cpu_on_socket is None):
             raise ValueError("socketNum and cpuOnSocket go together")
         if self.socket_num and self.socket_num * self.cpu_on_socket != self.cpu_num:

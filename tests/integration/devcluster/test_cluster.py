@@ -11,7 +11,6 @@ import requests
 
 from devcluster import hostnet
 from devcluster.cluster import DevCluster
-from tests.fixtures.hosts import _free_prefix, _free_subnet
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +28,8 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_up_serves_everything_and_down_removes_it(cluster_dir):
-    cluster = DevCluster(cluster_dir, hosts=2, prefix=_free_prefix(),
-                         mgmt_subnet=_free_subnet())
+    cluster = DevCluster(cluster_dir, hosts=2, prefix=hostnet.free_prefix("zt"),
+                         mgmt_subnet=hostnet.free_subnet())
     try:
         cluster.up(progress=lambda _m: None)
         status = cluster.status()

@@ -8,7 +8,8 @@ import time
 import psutil
 import pytest
 
-from tests.fixtures.kvm import start_kvmagent
+from devcluster.kvmhost import start_kvmagent
+from tests.fixtures.kvm import AGENT_FLAGS
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +63,7 @@ def test_agent_restart_keeps_and_readopts_running_vms(kvm_host):
               .children(recursive=True) if vm in " ".join(p.cmdline())]
     kvm_host.host.stop_daemon("kvmagent")
     assert qemu.is_running() and vm in kvm_host.virsh("list", "--name")
-    start_kvmagent(kvm_host.host)
+    start_kvmagent(kvm_host.host, *AGENT_FLAGS)
     # the new agent knows who it is and finds the VM
     assert kvm_host.call("/host/ping").json()["hostUuid"] == kvm_host.host_uuid
     assert kvm_host.call("/vm/vmsync").json()["states"] == {vm: "Running"}
