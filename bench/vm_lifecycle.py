@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""VM start/destroy through kvmagent vs raw libvirt, on a simulated host, same run.
+
+Agent: POST /vm/start (async) for N VMs at once, timed until the last callback arrives;
+then /vm/destroy the same way. Raw: the very domain XML the agent generates (kvmagent's
+own StartVmCmd -> domain translation), given to libvirt's createXML from N threads over
+one connection, then virDomainDestroy. createXML is what the agent calls (zfleet VMs are
+transient domains); define+create is also printed for reference.
+
+Target (issue #3): agent time <= 1.10 x raw + 50 ms, for 1 and 8 concurrent guests.
+Run as root: .venv/bin/python bench/vm_lifecycle.py [--rounds 3] [--counts 1,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import libvirt
+import requests
+
+from agentlib.receiver import CallbackReceiver
+from devcluster import guestimage, hostnet
+from devcluster.kvmhost import GUEST_BRIDGE, add_guest_bridge, kvmagent_url, start_kvmagent
+from devcluster.libvirtd import Libvirtd
+from devcluster.simhost import SimHost
+from kvmagent.config import KvmAgentConfig
+from kvmagent.drivers.domain import domain_xml
+from kvmagent.models.vm import StartVmCmd
+from kvmagent.vmspec import domain_for
+
+GUEST_CACHE = Path("/var/cache/zfleet/guest")
+
+
+class Bench:
+    def __init__(self, root: Path):
+        self.root = root
+        self.net = hostnet.HostNetwork(hostnet.free_prefix("zb"), hostnet.free_subnet())
+        self.host = SimHost("bench", root / "bench", self.net.host_ip(1), self.net.mgmt_bridge,
+                            {}, prefix=self.net.prefix)
+        self.libvirtd = Libvirtd(self.host)
+        self.receiver = CallbackReceiver(host=self.net.root_ip.split("/")[0])
+        self.image = guestimage.build(GUEST_CACHE)
+        self.cfg = KvmAgentConfig(domain_type="qemu", data_dir=self.host.dir / "data" / "kvmagent")
+        self.macs = iter(range(1, 1 << 16))
+
+    def up(self) -> None:
+        self.net.up()
+        self.host.start()
+        self.libvirtd.start()
+        add_guest_bridge(self.host)
+        self.receiver.start()
+        start_kvmagent(self.host)
+        self.url = kvmagent_url(self.host)
+        self.conn = self.libvirtd.open()
+
+    def down(self) -> None:
+        self.receiver.stop()
+        self.host.stop()
+        self.net.down()
+
+    def start_cmd(self) -> dict:
+        vm = uuid.uuid4().hex
+        root = self.host.dir / "volumes" / f"{vm}.qcow2"
+        root.parent.mkdir(exist_ok=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
+        mac = next(self.macs)
+        return {
+            "vmInstanceUuid": vm, "vmName": f"bench-{vm[:6]}", "memory": 128 << 20, "cpuNum": 1,
+            "rootVolume": {"volumeUuid": uuid.uuid4().hex, "deviceId": 0,
+                           "installPath": str(root)},
+            "nics": [{"uuid": uuid.uuid4().hex,
+                      "mac": f"52:54:00:20:{mac >> 8:02x}:{mac & 255:02x}",
+                      "bridgeName": GUEST_BRIDGE, "deviceId": 0}],
+            "bootKernel": str(self.image.kernel), "bootInitrd": str(self.image.initrd),
+            "bootCmdline": self.image.cmdline,
+        }
+
+    # -- through the agent ---------------------------------------------------------
+    def agent_calls(self, path: str, bodies: list[dict]) -> float:
+        tasks = [uuid.uuid4().hex for _ in bodies]
+
+        def post(i: int) -> None:
+            ack = requests.post(self.url + path, json=bodies[i], timeout=30, headers={
+                "taskuuid": tasks[i], "callbackurl": self.receiver.url})
+            ack.raise_for_status()
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            list(pool.map(post, range(len(bodies))))
+        last = 0.0
+        for t in tasks:
+            [cb] = self.receiver.wait(timeout=120, taskuuid=t)
+            if not cb.body["success"]:
+                raise RuntimeError(f"{path} failed: {cb.body['error']}")
+            last = max(last, cb.at)
+        return last - started
+
+    # -- raw libvirt -----------------------------------------------------------------
+    def raw(self, fn, items: list) -> float:
+        started = time.monotonic()
+        with ThreadPoolExecutor(len(items)) as pool:
+            list(pool.map(fn, items))
+        return time.monotonic() - started
+
+    def xml(self, cmd: dict) -> str:
+        return domain_xml(domain_for(StartVmCmd.model_validate(cmd), self.cfg,
+                                     self.cfg.data_dir / "consoles"))
+
+    def round(self, n: int) -> dict[str, float]:
+        cmds = [self.start_cmd() for _ in range(n)]
+        agent_start = self.agent_calls("/vm/start", cmds)
+        agent_destroy = self.agent_calls("/vm/destroy",
+                                         [{"uuid": c["vmInstanceUuid"]} for c in cmds])
+        xmls = [self.xml(self.start_cmd()) for _ in range(n)]
+        doms: list[libvirt.virDomain] = []
+        raw_start = self.raw(lambda x: doms.append(self.conn.createXML(x, 0)), xmls)
+        raw_destroy = self.raw(lambda d: d.destroy(), doms)
+        xmls = [self.xml(self.start_cmd()) for _ in range(n)]
+        defined: list[libvirt.virDomain] = []
+
+        def define_create(x: str) -> None:
+            d = self.conn.defineXML(x)
+            d.create()
+            defined.append(d)
+
+        raw_define_create = self.raw(define_create, xmls)
+        for d in defined:
+            d.destroy()
+            d.undefine()
+        return {"agent_start": agent_start, "raw_start": raw_start,
+                "raw_define_create": raw_define_create,
+                "agent_destroy": agent_destroy, "raw_destroy": raw_destroy}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per count (median shown)")
+    ap.add_argument("--counts", default="1,8", help="concurrent guests per round")
+    args = ap.parse_args()
+    counts = [int(c) for c in args.counts.split(",")]
+    with tempfile.TemporaryDirectory(prefix="zb", dir="/tmp") as tmp:
+        bench = Bench(Path(tmp))
+        try:
+            bench.up()
+            bench.round(1)  # warm-up: caches, first qemu start
+            results = {n: [bench.round(n) for _ in range(args.rounds)] for n in counts}
+        finally:
+            bench.down()
+    print(f"{'guests':>6} {'op':8} {'agent':>9} {'raw':>9} {'ratio':>6} {'target':>9}  verdict"
+          f"   (median of {args.rounds}; raw = createXML of the same XML)")
+    for n, rounds in results.items():
+        med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+        for op in ("start", "destroy"):
+            agent, raw = med[f"agent_{op}"], med[f"raw_{op}"]
+            target = 1.10 * raw + 0.050
+            print(f"{n:>6} {op:8} {agent * 1000:7.0f}ms {raw * 1000:7.0f}ms {agent / raw:6.2f} "
+                  f"{target * 1000:7.0f}ms  {'ok' if agent <= target else 'OVER'}")
+        print(f"{n:>6} {'(define+create raw)':28} {med['raw_define_create'] * 1000:.0f}ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
