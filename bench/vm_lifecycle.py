@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -27,15 +26,19 @@ import requests
 
 from agentlib.receiver import CallbackReceiver
 from devcluster import guestimage, hostnet
-from devcluster.kvmhost import GUEST_BRIDGE, add_guest_bridge, kvmagent_url, start_kvmagent
+from devcluster.kvmhost import (
+    GUEST_CACHE,
+    add_guest_bridge,
+    guest_vm_cmd,
+    kvmagent_url,
+    start_kvmagent,
+)
 from devcluster.libvirtd import Libvirtd
 from devcluster.simhost import SimHost
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.domain import domain_xml
 from kvmagent.models.vm import StartVmCmd
 from kvmagent.vmspec import domain_for
-
-GUEST_CACHE = Path("/var/cache/zfleet/guest")
 
 
 class Bench:
@@ -66,21 +69,9 @@ class Bench:
         self.net.down()
 
     def start_cmd(self) -> dict:
-        vm = uuid.uuid4().hex
-        root = self.host.dir / "volumes" / f"{vm}.qcow2"
-        root.parent.mkdir(exist_ok=True)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
         mac = next(self.macs)
-        return {
-            "vmInstanceUuid": vm, "vmName": f"bench-{vm[:6]}", "memory": 128 << 20, "cpuNum": 1,
-            "rootVolume": {"volumeUuid": uuid.uuid4().hex, "deviceId": 0,
-                           "installPath": str(root)},
-            "nics": [{"uuid": uuid.uuid4().hex,
-                      "mac": f"52:54:00:20:{mac >> 8:02x}:{mac & 255:02x}",
-                      "bridgeName": GUEST_BRIDGE, "deviceId": 0}],
-            "bootKernel": str(self.image.kernel), "bootInitrd": str(self.image.initrd),
-            "bootCmdline": self.image.cmdline,
-        }
+        return guest_vm_cmd(self.host, self.image, uuid.uuid4().hex,
+                            f"52:54:00:20:{mac >> 8:02x}:{mac & 255:02x}")
 
     # -- through the agent ---------------------------------------------------------
     def agent_calls(self, path: str, bodies: list[dict]) -> float:

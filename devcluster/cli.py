@@ -2,7 +2,8 @@
 
   up      Ceph (1 mon, 1 mgr, 1 OSD), the mgmt/data/public bridges, simulated KVM hosts
           (namespaces + their own libvirtd + kvmagent), the coordinator and the other
-          agents; prints what runs where. A running cluster is left as it is.
+          agents, and a demo VM started through kvmagent; prints what runs where.
+          A running cluster is left as it is.
   down    stop all of it, by pid, from the state in --dir
   status  what runs where (--json for machines)
 """
@@ -39,11 +40,16 @@ def print_status(status: dict) -> None:
               f"{'up' if agent.get('alive') else 'DEAD'}\n"
               f"    libvirtd    pid {lv['libvirtd_pid']}  virsh -c '{lv['uri']}' list --all\n"
               f"                ip netns exec {host['netns']} ip -br addr")
+    demo = status.get("demo_vm")
+    if demo:
+        print(f"  demo VM       {demo['uuid']} on {demo['host']}: DHCP lease {demo['lease']}\n"
+              f"                console log {demo['console']}")
     if status["running"]:
         first = next(iter(status["hosts"].values()), None)
         print("\nTry:")
         if first:
             print(f"  curl -s -XPOST {first['kvmagent']}/host/ping")
+            print(f"  curl -s -XPOST {first['kvmagent']}/vm/vmsync")
             print(f"  .venv/bin/zfleet openapi {first['kvmagent']}")
         print(f"  curl -s {status['services']['coordinator']['url']}/reports")
 

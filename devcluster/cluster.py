@@ -16,13 +16,16 @@ from pathlib import Path
 import requests
 
 from agentlib import jsonfile
-from devcluster import agents, hostnet, kvmhost, procs
+from agentlib.receiver import CallbackReceiver
+from devcluster import agents, guestimage, hostnet, kvmhost, procs
 from devcluster.ceph import CephCluster
+from devcluster.guestconsole import parse_console
 from devcluster.libvirtd import Libvirtd
 from devcluster.simhost import SimHost
 
 PREFIX = "zf"
 MGMT_SUBNET = "10.99.0.0/24"
+DEMO_MAC = "52:54:00:99:00:01"
 ROOT_SERVICES = ("coordinator", "cephagent", "sftpbsagent", "vragent", "consoleproxy")
 
 
@@ -107,6 +110,29 @@ class DevCluster:
             kvmhost.add_guest_bridge(host)
             kvmhost.start_kvmagent(host)
             self._connect(host)
+        self._start_demo_vm(hosts[0], progress)
+
+    def _start_demo_vm(self, host: SimHost, progress) -> None:
+        """Start the test guest on ``host`` through its kvmagent, as the coordinator will
+        (async /vm/start, reply at a callback URL), and wait for its DHCP lease."""
+        progress("demo VM: guest image (built once, then cached)")
+        image = guestimage.build(kvmhost.GUEST_CACHE)
+        vm = uuid.uuid4().hex
+        self._save_state(demo_vm={"uuid": vm, "host": host.name})
+        cmd = kvmhost.guest_vm_cmd(host, image, vm, DEMO_MAC, name="demo")
+        progress(f"demo VM {vm}: /vm/start on {host.name}'s kvmagent")
+        with CallbackReceiver(host=self.mgmt_ip) as receiver:
+            taskuuid = uuid.uuid4().hex
+            requests.post(kvmhost.kvmagent_url(host) + "/vm/start", json=cmd, timeout=10,
+                          headers={"taskuuid": taskuuid, "callbackurl": receiver.url}
+                          ).raise_for_status()
+            [reply] = receiver.wait(timeout=120, taskuuid=taskuuid)
+        if not reply.body["success"]:
+            raise RuntimeError(f"demo VM did not start: {reply.body['error']}")
+        console = kvmhost.console_log(host, vm)
+        lease = procs.wait_for(lambda: parse_console(console.read_text()).ip("eth0"), 120,
+                               "the demo VM's DHCP lease")
+        progress(f"demo VM {vm}: running, DHCP lease {lease}")
 
     def _connect(self, host: SimHost) -> None:
         """Tell the host's kvmagent who it is and where the coordinator takes reports."""
@@ -133,7 +159,14 @@ class DevCluster:
 
     def status(self) -> dict:
         hosts = self.hosts() if self._state() else []
+        demo = self._state().get("demo_vm")
+        if demo:
+            host = next(h for h in hosts if h.name == demo["host"])
+            console = kvmhost.console_log(host, demo["uuid"])
+            text = console.read_text(errors="replace") if console.exists() else ""
+            demo = {**demo, "lease": parse_console(text).ip("eth0"), "console": str(console)}
         return {
+            "demo_vm": demo,
             "dir": str(self.root),
             "running": self.running(),
             "ceph": self.ceph.status() if self.ceph.running() else {"running": False},

@@ -7,13 +7,19 @@ guests do not boot on this machine kind), against the host's own libvirtd.
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import requests
 
+from agentlib import shell
 from devcluster import agents, procs
+from devcluster.guestimage import MIN_MEMORY_MIB, GuestImage
 from devcluster.simhost import SimHost
 
 GUEST_BRIDGE = "br0"
 GUEST_NET = "10.250.0"  # inside each host only: hosts' guest bridges are separate L2s
+GUEST_CACHE = Path("/var/cache/zfleet/guest")  # the test guest image, built once a machine
 KVMAGENT_PORT = agents.SERVICES["kvmagent"].port
 
 
@@ -42,3 +48,27 @@ def start_kvmagent(host: SimHost, *extra: str) -> procs.Proc:
     procs.wait_for(lambda: requests.post(url + "/host/echo", timeout=1).ok, 30,
                    f"kvmagent in {host.name}", watch=[proc])
     return proc
+
+
+def guest_vm_cmd(host: SimHost, image: GuestImage, vm_uuid: str, mac: str,
+                 name: str = "", memory_mib: int = MIN_MEMORY_MIB) -> dict:
+    """A StartVmCmd for the test guest on ``host``: kernel boot from ``image``, a new 64 MiB
+    qcow2 root volume under ``<host dir>/volumes``, one NIC on the guest bridge."""
+    root = host.dir / "volumes" / f"{vm_uuid}-root.qcow2"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    shell.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"])
+    return {
+        "vmInstanceUuid": vm_uuid, "vmName": name or f"guest {vm_uuid[:6]}",
+        "memory": memory_mib << 20, "cpuNum": 1,
+        "rootVolume": {"volumeUuid": uuid.uuid4().hex, "deviceId": 0,
+                       "installPath": str(root)},
+        "nics": [{"uuid": uuid.uuid4().hex, "mac": mac, "bridgeName": GUEST_BRIDGE,
+                  "deviceId": 0}],
+        "bootKernel": str(image.kernel), "bootInitrd": str(image.initrd),
+        "bootCmdline": image.cmdline,
+    }
+
+
+def console_log(host: SimHost, vm_uuid: str) -> Path:
+    """Where kvmagent (run by :func:`start_kvmagent`) logs the VM's serial console."""
+    return host.dir / "data" / "kvmagent" / "consoles" / f"{vm_uuid}.log"

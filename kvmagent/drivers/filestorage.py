@@ -149,7 +149,10 @@ class FileStorage:
         if target.is_dir():
             raise StorageError(f"{target} is a directory: delete removes volume files only")
         self._refuse_in_use(target, "delete")
-        target.unlink(missing_ok=True)
+        try:
+            target.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {target}: {exc.strerror}") from None
         if str(target.parent) != self.real_root:
             try:
                 target.parent.rmdir()
@@ -259,9 +262,11 @@ class FileStorage:
         try:
             build(tmp)
             os.rename(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             tmp.unlink(missing_ok=True)
             _remove_dirs(made)
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot create {target}: {exc}") from None
             raise
 
     def _make_parents(self, directory: Path) -> list[Path]:

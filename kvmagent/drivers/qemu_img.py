@@ -9,7 +9,10 @@ so it fails instead of corrupting a disk in use.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,8 @@ QEMU_IMG = "qemu-img"
 SECTOR = 512
 COPY_TIMEOUT = None
 """Conversion and rebase copy data: as long as the storage needs, never cut short."""
+_WRITE_LOCK_BYTE = 101  # qemu's QEMU_LOCK_PERM_BASE (100) + BLK_PERM_WRITE's bit (1)
+_FLOCK = "hh4xqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
 
 
 class QemuImgError(AgentError):
@@ -61,15 +66,10 @@ class CheckResult:
         return self.corruptions == 0 and self.check_errors == 0
 
 
-def info(path: str | Path, *, force_share: bool = True) -> ImageInfo:
-    """Facts of ``path`` and its whole backing chain (``--backing-chain``).
-
-    ``force_share=False`` takes qemu's shared lock, so it fails on an image a running
-    VM writes (see :func:`in_use`).
-    """
-    argv = [QEMU_IMG, "info", "--output=json", "--backing-chain"]
-    if force_share:
-        argv.append("-U")
+def info(path: str | Path) -> ImageInfo:
+    """Facts of ``path`` and its whole backing chain; ``-U``, so an image a running VM
+    holds can be read too."""
+    argv = [QEMU_IMG, "info", "--output=json", "--backing-chain", "-U"]
     layers = json.loads(_run([*argv, str(path)]).stdout)
     node = None
     for layer in reversed(layers):
@@ -87,19 +87,20 @@ def info(path: str | Path, *, force_share: bool = True) -> ImageInfo:
 
 
 def in_use(path: str | Path) -> bool:
-    """True if another process (a running VM, qemu-io, ...) holds ``path`` for writing.
+    """True if a process (a running VM, qemu-io, ...) has ``path`` open for writing.
 
-    Told by qemu's own lock: a locked read fails where a force-shared one succeeds.
+    Read from qemu's own image lock without taking it: qemu holds an OFD lock on byte
+    ``100 + bit`` of an image for each permission it holds (bit 1: write), and
+    ``F_OFD_GETLK`` only asks whether such a lock exists. Probing with a locking open
+    (``qemu-img info`` without ``-U``) would make a VM starting at that moment fail.
     """
+    fd = os.open(path, os.O_RDONLY)
     try:
-        info(path, force_share=False)
-    except QemuImgError:
-        try:
-            info(path, force_share=True)
-        except QemuImgError:
-            return False  # unreadable either way: broken, not busy
-        return True
-    return False
+        probe = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _WRITE_LOCK_BYTE, 1, 0)
+        held = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe))[0]
+    finally:
+        os.close(fd)
+    return held != fcntl.F_UNLCK
 
 
 def create(path: str | Path, size: int, fmt: str = "qcow2") -> None:

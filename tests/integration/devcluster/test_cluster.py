@@ -51,6 +51,13 @@ def test_up_serves_everything_and_down_removes_it(cluster_dir):
             out = host.run(["curl", "-sf", status["services"]["coordinator"]["url"] + "/health"])
             assert json.loads(out.stdout)["success"] is True
             assert status["hosts"][host.name]["libvirt"]["answers"] is True
+        # the demo VM was started through kvmagent and got its address by DHCP
+        demo = status["demo_vm"]
+        assert demo["lease"].startswith("10.250.0.")
+        first = cluster.hosts()[0]
+        states = requests.post(status["hosts"][first.name]["kvmagent"] + "/vm/vmsync",
+                               timeout=5).json()["states"]
+        assert states == {demo["uuid"]: "Running"}
         # a second `up` leaves the running cluster alone
         pids = {n: s["pid"] for n, s in status["services"].items()}
         cluster.up(progress=lambda _m: None)
