@@ -23,15 +23,22 @@ GUEST_CACHE = Path("/var/cache/zfleet/guest")  # the test guest image, built onc
 KVMAGENT_PORT = agents.SERVICES["kvmagent"].port
 
 
-def add_guest_bridge(host: SimHost, bridge: str = GUEST_BRIDGE, net: str = GUEST_NET) -> None:
-    """A bridge in the host at ``<net>.1/24`` with a dnsmasq handing out ``<net>.10-200``."""
+def add_guest_bridge(host: SimHost, bridge: str = GUEST_BRIDGE, net: str = GUEST_NET,
+                     static: dict[str, str] | None = None) -> None:
+    """A bridge in the host at ``<net>.1/24`` (the guests' router) with a dnsmasq handing
+    out ``<net>.10-200``, or, with ``static`` ({MAC: IP}), only those addresses."""
     host.run(["ip", "link", "add", bridge, "type", "bridge"])
     host.run(["ip", "addr", "add", f"{net}.1/24", "dev", bridge])
     host.run(["ip", "link", "set", bridge, "up"])
+    if static:
+        ranges = [f"--dhcp-range={net}.0,static,255.255.255.0"] + [
+            f"--dhcp-host={mac},{ip},infinite" for mac, ip in static.items()]
+    else:
+        ranges = [f"--dhcp-range={net}.10,{net}.200,1h"]
     host.spawn(f"dnsmasq-{bridge}", [
         "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
         "--port=0", "--no-resolv", "--no-ping", "--leasefile-ro", "--bind-interfaces",
-        f"--interface={bridge}", f"--dhcp-range={net}.10,{net}.200,1h",
+        f"--interface={bridge}", f"--dhcp-option=3,{net}.1", *ranges,
     ], host.dir / "log" / f"dnsmasq-{bridge}.log")
 
 

@@ -10,6 +10,7 @@ import pytest
 from devcluster import procs
 from devcluster.guestconsole import parse_console
 from devcluster.guestimage import MIN_MEMORY_MIB
+from devcluster.kvmhost import add_guest_bridge
 
 pytestmark = pytest.mark.integration
 
@@ -45,15 +46,7 @@ def test_guest_prints_the_lease_dnsmasq_gave_it(simhost_factory, libvirtd_factor
                                                 guest_image):
     host = simhost_factory(roles=())
     lv = libvirtd_factory(host)
-    host.run(["ip", "link", "add", "br0", "type", "bridge"])
-    host.run(["ip", "addr", "add", "10.250.0.1/24", "dev", "br0"])
-    host.run(["ip", "link", "set", "br0", "up"])
-    host.spawn("dnsmasq", [
-        "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
-        "--port=0", "--no-resolv", "--no-ping", "--leasefile-ro", "--bind-interfaces",
-        "--interface=br0", "--dhcp-range=10.250.0.0,static,255.255.255.0",
-        f"--dhcp-host={MAC},{GUEST_IP},guest1,infinite", "--dhcp-option=3,10.250.0.1",
-    ], host.dir / "dnsmasq.log")
+    add_guest_bridge(host, static={MAC: GUEST_IP})
 
     console = host.dir / "guest1.console"
     conn = lv.open()
@@ -69,7 +62,8 @@ def test_guest_prints_the_lease_dnsmasq_gave_it(simhost_factory, libvirtd_factor
         assert report.leases["eth0"]["router"] == "10.250.0.1"
         assert report.leases["eth0"]["mac"] == MAC
         # dnsmasq agrees it handed out that address to that MAC
-        assert f"DHCPACK(br0) {GUEST_IP} {MAC}" in (host.dir / "dnsmasq.log").read_text()
+        dnsmasq_log = host.daemon("dnsmasq-br0").log
+        assert f"DHCPACK(br0) {GUEST_IP} {MAC}" in open(dnsmasq_log).read()
         print(f"start -> lease {lease_seconds:.1f}s")
 
         qemu = [p for p in psutil.Process(host.daemon("libvirtd").pid)

@@ -16,6 +16,7 @@ from agentlib.shell import run
 from devcluster import procs
 from devcluster.guestconsole import parse_console
 from devcluster.guestimage import MIN_MEMORY_MIB
+from devcluster.kvmhost import add_guest_bridge
 from kvmagent.drivers.domain import (
     Disk,
     Domain,
@@ -104,15 +105,7 @@ def test_cpu_mode_survives_define_and_start(libvirt_conn, mode):
 
 def test_guest_boots_sees_disk_and_lease_then_hotplug(libvirt_conn, guest_image):
     host, conn = libvirt_conn
-    host.run(["ip", "link", "add", "br0", "type", "bridge"])
-    host.run(["ip", "addr", "add", "10.250.0.1/24", "dev", "br0"])
-    host.run(["ip", "link", "set", "br0", "up"])
-    host.spawn("dnsmasq", [
-        "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
-        "--port=0", "--no-resolv", "--no-ping", "--leasefile-ro", "--bind-interfaces",
-        "--interface=br0", "--dhcp-range=10.250.0.0,static,255.255.255.0",
-        f"--dhcp-host={MAC},{GUEST_IP},guest1,infinite", "--dhcp-option=3,10.250.0.1",
-    ], host.dir / "dnsmasq.log")  # fmt: skip
+    add_guest_bridge(host, static={MAC: GUEST_IP})
     data = host.dir / "data.qcow2"
     run(["qemu-img", "create", "-f", "qcow2", str(data), "64M"])
     console = host.dir / "guest.console"
