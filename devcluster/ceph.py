@@ -2,10 +2,11 @@
 
 Tests, benchmarks and ``make up`` need a real cluster that starts in seconds, never touches
 /etc/ceph or /var/lib/ceph, and can run next to another one: every path (data, keyrings,
-admin sockets, logs) is under ``root``, the mon listens on free loopback ports, and the
-daemons are recorded by pid in ``root/procs.json`` so any process that knows only ``root``
-can stop them. ``root/ceph.conf`` is the single source of the cluster's identity (fsid, mon
-addresses), so ``CephCluster(root)`` needs nothing else.
+admin sockets, logs) is under ``root``, the mon listens on free ports (on loopback unless
+told otherwise), and the daemons are recorded by pid in ``root/procs.json`` so any
+process that knows only ``root`` can stop them. ``root/ceph.conf`` is the single source
+of the cluster's identity (fsid, mon addresses), so ``CephCluster(root)`` needs nothing
+else.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class CephCluster:
 
     @property
     def mon_addrs(self) -> list[str]:
-        """The mon's addresses as ``v2:127.0.0.1:PORT`` then ``v1:127.0.0.1:PORT``.
+        """The mon's addresses as ``v2:ADDR:PORT`` then ``v1:ADDR:PORT`` (ADDR is the
+        ``bind_address`` the cluster was started with, 127.0.0.1 by default).
 
         Either port also works bare (``127.0.0.1:PORT``, e.g. in a libvirt ``<host>``):
         librados tries msgr v2 and falls back to v1, so the v2 port avoids a retry.
@@ -79,12 +81,19 @@ class CephCluster:
         return self._conf()["global"]["mon_host"].strip("[]").split(",")
 
     def start(
-        self, osds: int = 1, objectstore: str = "memstore", osd_bytes: int = 1 << 30
+        self,
+        osds: int = 1,
+        objectstore: str = "memstore",
+        osd_bytes: int = 1 << 30,
+        bind_address: str = "127.0.0.1",
     ) -> CephCluster:
         """Build a fresh cluster and return once an OSD is up and in and a client can write.
 
-        Anything left in ``root`` by an earlier cluster is replaced. If a step fails, the
-        daemons already started are stopped before the error propagates.
+        The daemons listen on ``bind_address``: loopback unless clients in other network
+        namespaces (simulated hosts' qemu) must reach it, e.g. at the root namespace's
+        address on the hosts' mgmt bridge. Anything left in ``root`` by an earlier
+        cluster is replaced. If a step fails, the daemons already started are stopped
+        before the error propagates.
         """
         if osds < 1:
             raise ValueError("a cluster needs at least one OSD")
@@ -93,7 +102,7 @@ class CephCluster:
         if self.running():
             raise CephStartError(f"a cluster is already running under {self.root}")
         try:
-            self._build(osds, objectstore, osd_bytes)
+            self._build(osds, objectstore, osd_bytes, bind_address)
         except BaseException:
             self.stop()
             raise
@@ -149,17 +158,17 @@ class CephCluster:
 
     # -- building ------------------------------------------------------------------
 
-    def _build(self, osds: int, objectstore: str, osd_bytes: int) -> None:
+    def _build(self, osds: int, objectstore: str, osd_bytes: int, addr: str) -> None:
         self._wipe()
         for d in ("mon", "mgr", "osd", "run", "log"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         fsid = str(uuid.uuid4())
-        v2 = procs.free_port()
-        v1 = procs.free_port()
+        v2 = procs.free_port(addr)
+        v1 = procs.free_port(addr)
         while v1 == v2:
-            v1 = procs.free_port()
-        mon_host = f"[v2:127.0.0.1:{v2},v1:127.0.0.1:{v1}]"
-        self._write_conf(fsid, mon_host, objectstore, osd_bytes)
+            v1 = procs.free_port(addr)
+        mon_host = f"[v2:{addr}:{v2},v1:{addr}:{v1}]"
+        self._write_conf(fsid, mon_host, addr, objectstore, osd_bytes)
         osd_uuids = [str(uuid.uuid4()) for _ in range(osds)]
         self._make_keyrings(osds)
         self._mkfs_mon(fsid, mon_host)
@@ -186,7 +195,9 @@ class CephCluster:
         for f in ("ceph.conf", "keyring", "mon.keyring", "monmap"):
             (self.root / f).unlink(missing_ok=True)
 
-    def _write_conf(self, fsid: str, mon_host: str, objectstore: str, osd_bytes: int) -> None:
+    def _write_conf(
+        self, fsid: str, mon_host: str, addr: str, objectstore: str, osd_bytes: int
+    ) -> None:
         r = self.root
         daemon = {"log_file": f"{r}/log/$name.log", "run_dir": f"{r}/run"}
         if objectstore == "memstore":
@@ -203,7 +214,7 @@ class CephCluster:
                 "global": {
                     "fsid": fsid,
                     "mon_host": mon_host,
-                    "public_addr": "127.0.0.1",
+                    "public_addr": addr,
                     "keyring": str(self.keyring_path),
                     "auth_cluster_required": "cephx",
                     "auth_service_required": "cephx",
@@ -234,7 +245,7 @@ class CephCluster:
                     **daemon,
                     "osd_data": f"{r}/osd/$id",
                     "keyring": "$osd_data/keyring",
-                    "cluster_addr": "127.0.0.1",
+                    "cluster_addr": addr,
                     "osd_objectstore": objectstore,
                     **store,
                 },

@@ -14,7 +14,8 @@ from agentlib.identity import Identity
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.libvirt_conn import LibvirtConnection
 from kvmagent.drivers.vms import VmDriver
-from kvmagent.handlers import host, vm
+from kvmagent.handlers import ceph_secret, host, hotplug, localstorage, migrate, vm
+from kvmagent.handlers import snapshot, volume_migrate
 from kvmagent.statecapture import RECONNECT_ME, StateCapture
 
 PORT = 7070
@@ -34,7 +35,14 @@ def build(cfg: KvmAgentConfig) -> Agent:
     conn.open()
     agent.on_close(conn.close)
     host.register(agent, identity, cfg, conn)
-    vm.register(agent, VmDriver(conn, capture), cfg)
+    vms = VmDriver(conn, capture)
+    vm.register(agent, vms, cfg)
+    hotplug.register(agent, vms, cfg)
+    migrate.register(agent, vms)
+    ceph_secret.register(agent, conn)
+    localstorage.register(agent, cfg)
+    volume_migrate.register(agent, cfg, conn)
+    snapshot.register(agent, vms, cfg)
     return agent
 
 

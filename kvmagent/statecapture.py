@@ -51,6 +51,7 @@ class StateCapture:
         self.grace = grace
         self._lock = threading.Lock()
         self._expected: list[tuple[str, str, float]] = []  # (vm uuid, event kind, deadline)
+        self._incoming: set[str] = set()  # VMs migrating in, not yet resumed here
 
     def expect(self, vm_uuid: str, *kinds: str) -> None:
         """The agent is about to cause these events on ``vm_uuid``: do not report them."""
@@ -71,6 +72,10 @@ class StateCapture:
     def on_event(self, event: DomainEvent) -> None:
         if not self.is_vm_name(event.name):
             return  # not a zfleet VM
+        if self._failed_incoming_migration(event):
+            log.info("vm %s: incoming migration failed; it keeps running on its source",
+                     event.name)
+            return
         if self._consume(event.name, event.kind):
             log.debug("vm %s: %s/%s caused by the agent", event.name, event.kind, event.detail)
             return
@@ -81,6 +86,19 @@ class StateCapture:
         log.info("vm %s: out-of-band %s/%s -> %s", event.name, event.kind, event.detail, path)
         self.reporter.send(path, {"hostUuid": self.host_uuid(), "vmUuid": event.name,
                                   "vmState": state, "reason": event.detail or event.kind})
+
+    def _failed_incoming_migration(self, event: DomainEvent) -> bool:
+        """A migration destination starts the VM paused (started/migrated) and resumes
+        it when the migration is done (resumed/migrated). If it fails or is aborted,
+        the domain here stops with "failed", but the VM still runs on its source: that
+        is no crash to report."""
+        with self._lock:
+            if (event.kind, event.detail) == ("started", "migrated"):
+                self._incoming.add(event.name)
+            elif event.kind in ("resumed", "stopped") and event.name in self._incoming:
+                self._incoming.discard(event.name)
+                return event.kind == "stopped" and event.detail == "failed"
+        return False
 
     def _consume(self, vm_uuid: str, kind: str) -> bool:
         now = time.monotonic()

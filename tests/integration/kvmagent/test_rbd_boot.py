@@ -1,0 +1,69 @@
+"""A VM whose root disk is an RBD clone in a real Ceph cluster: the cephx key goes into a
+libvirt secret (/vm/createcephsecret) and qemu opens the image through librbd."""
+
+import time
+import uuid
+
+import pytest
+
+from tests.fixtures.ceph import admin_key
+
+pytestmark = pytest.mark.integration
+
+
+def test_secret_is_private_idempotent_and_deletable(kvm_host, ceph_on_host_network):
+    secret = str(uuid.uuid4())
+    key = admin_key(ceph_on_host_network)
+    body = {"uuid": secret, "userKey": key}
+    for _ in range(2):  # defining it again is a success
+        assert kvm_host.call("/vm/createcephsecret", body).json() == {"success": True,
+                                                                       "error": ""}
+    listed = kvm_host.virsh("secret-list")
+    assert secret in listed and f"zfleet-ceph-{secret}" in listed
+    # private: libvirt never hands the key back
+    with pytest.raises(Exception, match="private"):
+        kvm_host.virsh("secret-get-value", secret)
+    # the same uuid in 32-hex form is the same secret, updated in place
+    assert kvm_host.call("/vm/createcephsecret", {**body, "uuid": secret.replace("-", ""),
+                                                  "userName": "other"}).json()["success"]
+    assert len([ln for ln in kvm_host.virsh("secret-list").splitlines() if secret in ln]) == 1
+    assert "client.other" in kvm_host.virsh("secret-dumpxml", secret)
+
+    bad = kvm_host.call("/vm/createcephsecret", {**body, "userKey": "not base64!"})
+    assert bad.status_code == 400 and bad.json()["error"].startswith("userKey: not a base64")
+    assert "not base64!" not in bad.text
+    logs = [*kvm_host.host.dir.glob("log/*"), *kvm_host.host.dir.glob("logs/*")]
+    assert logs and not [f for f in logs if key in f.read_text(errors="replace")]
+
+    for _ in range(2):  # removing a missing secret is a success too
+        assert kvm_host.call("/vm/deletecephsecret", {"uuid": secret}).json()["success"]
+    assert secret not in kvm_host.virsh("secret-list")
+
+
+def test_vm_boots_with_an_rbd_clone_as_root_disk(rbd_clone, kvm_host):
+    secret = str(uuid.uuid4())
+    reply = kvm_host.call("/vm/createcephsecret",
+                          {"uuid": secret, "userKey": admin_key(rbd_clone.cluster)}).json()
+    assert reply["success"], reply
+    cmd = kvm_host.start_cmd(rootVolume=rbd_clone.volume_to(secret))
+    vm = cmd["vmInstanceUuid"]
+
+    started = time.monotonic()
+    reply = kvm_host.call_async("/vm/start", cmd)
+    start_call = time.monotonic() - started
+    assert reply["success"], reply
+    report = kvm_host.wait_console(vm, lambda r: r.ready and r, "guest boot")
+    booted = time.monotonic() - started
+    assert report.disks["vda"] == rbd_clone.size
+
+    xml = kvm_host.virsh("dumpxml", vm)
+    assert f"name='{rbd_clone.pool}/vm-root'" in xml
+    assert secret in xml
+    # the guest kernel read the disk (partition scan): qemu reads the clone through librbd
+    stats = dict(line.split()[1:] for line in kvm_host.virsh("domblkstat", vm, "vda")
+                 .splitlines() if line.strip())
+    assert int(stats["rd_req"]) > 0, stats
+    print(f"rbd boot: start call {start_call:.2f}s, ready after {booted:.2f}s, "
+          f"blkstat {stats}")
+
+    assert kvm_host.call_async("/vm/destroy", {"uuid": vm})["success"]
