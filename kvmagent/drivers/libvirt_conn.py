@@ -64,12 +64,16 @@ _loop_started = False
 
 
 def _ensure_event_loop() -> None:
-    """Register and run libvirt's default event loop once per process."""
+    """Register and run libvirt's default event loop (and quiet its stderr) once per
+    process."""
     global _loop_started
     with _loop_lock:
         if _loop_started:
             return
         libvirt.virEventRegisterDefaultImpl()
+        # libvirt prints every error to stderr as well as raising it: the agent logs what
+        # it raises, once, with context
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
         def run() -> None:
             while True:
