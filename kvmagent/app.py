@@ -14,8 +14,15 @@ from agentlib.identity import Identity
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.libvirt_conn import LibvirtConnection
 from kvmagent.drivers.vms import VmDriver
-from kvmagent.handlers import ceph_secret, host, hotplug, localstorage, migrate, vm
-from kvmagent.handlers import snapshot, volume_migrate
+from kvmagent.handlers import (
+    ceph_secret,
+    host,
+    hotplug,
+    localstorage,
+    migrate,
+    snapshot,
+    vm,
+)
 from kvmagent.statecapture import RECONNECT_ME, StateCapture
 
 PORT = 7070
@@ -41,7 +48,6 @@ def build(cfg: KvmAgentConfig) -> Agent:
     migrate.register(agent, vms)
     ceph_secret.register(agent, conn)
     localstorage.register(agent, cfg)
-    volume_migrate.register(agent, cfg, conn)
     snapshot.register(agent, vms, cfg)
     return agent
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,16 +258,27 @@ class FileStorage:
                 return
             raise StorageError(f"{target} already exists and is not {what}: it is "
                                f"{_describe(existing)}")
-        made = self._make_parents(target.parent)
         tmp = _tmp_name(target)
+        with self.new_parents(target.parent):
+            try:
+                build(tmp)
+                os.rename(tmp, target)
+            except BaseException as exc:
+                tmp.unlink(missing_ok=True)
+                if isinstance(exc, OSError):
+                    raise StorageError(f"cannot create {target}: {exc}") from None
+                raise
+
+    @contextmanager
+    def new_parents(self, directory: Path) -> Iterator[None]:
+        """Create the directories missing down to ``directory`` for the body (libvirt and
+        qemu-img do not), and remove them again if the body fails: a failed operation
+        leaves nothing behind."""
+        made = self._make_parents(directory)
         try:
-            build(tmp)
-            os.rename(tmp, target)
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
+            yield
+        except BaseException:
             _remove_dirs(made)
-            if isinstance(exc, OSError):
-                raise StorageError(f"cannot create {target}: {exc}") from None
             raise
 
     def _make_parents(self, directory: Path) -> list[Path]:

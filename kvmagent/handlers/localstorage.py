@@ -37,7 +37,7 @@ SMP = "/sharedmountpointprimarystorage"
 
 
 @contextmanager
-def _about(field: str) -> Iterator[None]:
+def about_field(field: str) -> Iterator[None]:
     """A storage error caused by ``field``'s value becomes a failure naming the field."""
     try:
         yield
@@ -58,12 +58,12 @@ def register(agent: Agent, config: AgentConfig) -> None:
         """The storage ``path`` lies in and its real path (``mount_point`` picks the
         shared mount point when the command names one)."""
         if mount_point is not None:
-            with _about("mountPoint"):
+            with about_field("mountPoint"):
                 storage = roots.get(mount_point, shared=True)
         else:
-            with _about(field):
+            with about_field(field):
                 storage = roots.find(path, shared=shared)
-        with _about(field):
+        with about_field(field):
             return storage, storage.resolve(path)
 
     def volume(path: Path):
@@ -75,7 +75,7 @@ def register(agent: Agent, config: AgentConfig) -> None:
         return _capacity(storage)
 
     def create_from_cache(storage: FileStorage, target: Path, cache: str) -> CapacityReply:
-        with _about("templatePathInCache"):
+        with about_field("templatePathInCache"):
             cache_path = storage.resolve(cache)
         with volume(target):
             storage.create_from_cache(target, cache_path)
@@ -92,7 +92,7 @@ def register(agent: Agent, config: AgentConfig) -> None:
     def init(cmd: LocalStorageInitCmd) -> CapacityReply:
         """Create the local storage root if missing and keep volumes under it."""
         storage = FileStorage(cmd.path)
-        with _about("path"):
+        with about_field("path"):
             storage.init()
         roots.add(storage)
         return _capacity(storage)
@@ -101,7 +101,7 @@ def register(agent: Agent, config: AgentConfig) -> None:
     def get_physical_capacity(cmd: GetPhysicalCapacityCmd) -> CapacityReply:
         """Total and available bytes of a local storage's filesystem."""
         if cmd.storage_path is not None:
-            with _about("storagePath"):
+            with about_field("storagePath"):
                 return _capacity(roots.get(cmd.storage_path, shared=False))
         local = roots.storages(shared=False)
         if not local:
@@ -143,7 +143,7 @@ def register(agent: Agent, config: AgentConfig) -> None:
     def smp_connect(cmd: MountPointCmd) -> CapacityReply:
         """Serve volumes under an already mounted shared filesystem (checked writable)."""
         storage = FileStorage(cmd.mount_point, shared=True)
-        with _about("mountPoint"):
+        with about_field("mountPoint"):
             storage.init()
         roots.add(storage)
         return _capacity(storage)
@@ -151,7 +151,7 @@ def register(agent: Agent, config: AgentConfig) -> None:
     @agent.sync(f"{SMP}/getcapacity", quiet=True)
     def smp_get_capacity(cmd: MountPointCmd) -> CapacityReply:
         """Total and available bytes of a connected shared mount point."""
-        with _about("mountPoint"):
+        with about_field("mountPoint"):
             return _capacity(roots.get(cmd.mount_point, shared=True))
 
     @agent.sync(f"{SMP}/createrootvolume")
