@@ -22,6 +22,7 @@ from kvmagent.handlers import (
     migrate,
     snapshot,
     vm,
+    volume_migrate,
 )
 from kvmagent.statecapture import RECONNECT_ME, StateCapture
 
@@ -49,6 +50,7 @@ def build(cfg: KvmAgentConfig) -> Agent:
     ceph_secret.register(agent, conn)
     localstorage.register(agent, cfg)
     snapshot.register(agent, vms, cfg)
+    volume_migrate.register(agent, cfg, conn)
     return agent
 
 

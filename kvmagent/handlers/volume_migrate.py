@@ -1,0 +1,74 @@
+"""Local storage volume migration to another host (ZStack's LocalStorageMigrateVolume):
+``/localstorage/volume/migrate`` (async: copying takes as long as the bytes need;
+cancellable between files) and ``/localstorage/sshkey`` (the agent's public key, for
+the coordinator to authorize on the destinations).
+
+The volumes are held (``volume:<path>``, as the other storage commands hold them) and,
+with ``vmUuid``, the VM too (``vm:<uuid>``), so the agent neither starts that VM nor
+changes those files while they are copied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from agentlib.agent import Agent
+from agentlib.config import AgentConfig
+from agentlib.errors import AgentError
+from agentlib.models import EmptyCommand
+from agentlib.tasks import Task
+from kvmagent.drivers.filestorage import StorageError
+from kvmagent.drivers.libvirt_conn import LibvirtConnection
+from kvmagent.drivers.ssh import Remote, SshIdentity
+from kvmagent.drivers.storage_roots import StorageRoots
+from kvmagent.drivers.volume_migration import Volume, VolumeMigration, plan, refuse_in_use
+from kvmagent.handlers.localstorage import STATE_FILE
+from kvmagent.models.volume_migrate import (
+    MigratedFile,
+    MigrateVolumeCmd,
+    MigrateVolumeReply,
+    SshKeyReply,
+)
+
+
+def register(agent: Agent, config: AgentConfig, libvirt_conn: LibvirtConnection) -> None:
+    identity = SshIdentity(Path(config.data_dir) / "ssh")
+
+    @agent.sync("/localstorage/sshkey")
+    def sshkey(cmd: EmptyCommand) -> SshKeyReply:
+        """The agent's ssh public key (made on first use) to authorize on other hosts."""
+        return SshKeyReply(public_key=identity.public_key())
+
+    @agent.async_("/localstorage/volume/migrate")
+    def migrate(cmd: MigrateVolumeCmd, task: Task) -> MigrateVolumeReply:
+        """Copy volumes with their backing chains (snapshots, image cache) to another
+        host over ssh, verified by sha256; a failure leaves nothing there."""
+        roots = StorageRoots(Path(config.data_dir) / STATE_FILE)  # re-read: init may be newer
+        field = "srcInstallPath" if cmd.src_install_path else "paths"
+        volumes = []
+        for path in cmd.volumes:
+            try:
+                storage = roots.find(path, shared=False)
+                top = storage.resolve(path)
+            except StorageError as exc:
+                raise AgentError(f"{field}: {exc}") from None
+            dst_root = PurePosixPath(cmd.dst_storage_root or storage.root)
+            dst_top = PurePosixPath(cmd.dst_install_path) if cmd.dst_install_path else None
+            volumes.append(Volume(storage, top, dst_root, dst_top))
+        locks = [f"volume:{v.top}" for v in volumes]
+        locks += [f"vm:{cmd.vm_uuid}"] if cmd.vm_uuid else []
+        with agent.locks.hold(*locks):
+            refuse_in_use(libvirt_conn.conn, [v.top for v in volumes], cmd.vm_uuid,
+                          cmd.volume_type)
+            try:
+                the_plan = plan(volumes)
+            except StorageError as exc:
+                raise AgentError(f"{field}: {exc}") from None
+            remote = Remote(identity, cmd.dst_host_ip, cmd.dst_ssh_port, cmd.dst_username)
+            VolumeMigration(remote, the_plan, task.check_cancelled).run()
+        return MigrateVolumeReply(
+            dst_install_paths=[str(chain[0].dst) for chain in the_plan.chains],
+            files=[MigratedFile(src_path=str(f.src), dst_path=str(f.dst), size=f.size,
+                                sha256=f.sha256, seconds=round(f.seconds, 3), reused=f.reused)
+                   for f in the_plan.files],
+        )
