@@ -1,6 +1,7 @@
 """`make up` / `make down` as a test: the whole devcluster comes up, serves, and goes away."""
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,8 +19,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def cluster_dir():
     path = Path(tempfile.mkdtemp(prefix="ztc", dir="/tmp"))
-    yield path
-    subprocess.run(["rm", "-rf", str(path)], check=False)
+    try:
+        yield path
+    finally:
+        DevCluster(path).down(progress=lambda _m: None)  # whatever the test left running
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def cli(root: Path, *args: str) -> subprocess.CompletedProcess:
