@@ -18,6 +18,7 @@ from kvmagent.handlers import (
     ceph_secret,
     host,
     hotplug,
+    l2,
     localstorage,
     migrate,
     snapshot,
@@ -51,6 +52,7 @@ def build(cfg: KvmAgentConfig) -> Agent:
     localstorage.register(agent, cfg)
     snapshot.register(agent, vms, cfg)
     volume_migrate.register(agent, cfg, conn)
+    l2.register(agent)
     return agent
 
 
