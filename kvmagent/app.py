@@ -16,6 +16,8 @@ from kvmagent.drivers.libvirt_conn import LibvirtConnection
 from kvmagent.drivers.vms import VmDriver
 from kvmagent.handlers import (
     ceph_secret,
+    dhcp,
+    eip,
     host,
     hotplug,
     l2,
@@ -53,6 +55,8 @@ def build(cfg: KvmAgentConfig) -> Agent:
     snapshot.register(agent, vms, cfg)
     volume_migrate.register(agent, cfg, conn)
     l2.register(agent)
+    dhcp.register(agent, cfg.data_dir)
+    eip.register(agent)
     return agent
 
 

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.hosts",
     "tests.fixtures.guestimage",
     "tests.fixtures.kvm",
+    "tests.fixtures.dhcp",
 ]

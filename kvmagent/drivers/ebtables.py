@@ -1,0 +1,70 @@
+"""ebtables chains owned by the agent: created idempotently, rewritten only when they differ.
+
+Each feature keeps its rules in its own chain (policy RETURN, so the rules of other
+chains still apply after it), entered by one jump from a built-in chain. Rules are
+given in the exact form ``ebtables -L`` prints them (``-p IPv4 --ip-proto udp ...``),
+so comparing the listing with the wanted rules tells whether anything must change, and
+a repeated command rewrites nothing. ``ebtables`` 1.8.9 (nf_tables backend) works inside
+network namespaces; every call is an argv through :mod:`agentlib.shell`.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from agentlib import shell
+from agentlib.errors import AgentError
+
+EBTABLES = "ebtables"
+
+
+class EbtablesError(AgentError):
+    """An ebtables command failed (the message carries the command and its stderr)."""
+
+
+def rules(chain: str, table: str = "filter") -> list[str] | None:
+    """The rules of ``chain`` as ``ebtables -L`` prints them, or None if it does not exist."""
+    res = shell.run([EBTABLES, "-t", table, "-L", chain], check=False)
+    if res.rc != 0:
+        return None
+    lines = res.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Bridge chain:")), None)
+    return [] if start is None else [line for line in lines[start + 1:] if line.strip()]
+
+
+def ensure_chain(chain: str, wanted: list[str], jump_from: str = "FORWARD",
+                 table: str = "filter") -> bool:
+    """Chain ``chain`` holding exactly ``wanted``, jumped to first thing from ``jump_from``.
+
+    True if anything changed.
+    """
+    changed = False
+    current = rules(chain, table)
+    if current is None:
+        _run(table, "-N", chain, "-P", "RETURN")
+        current, changed = [], True
+    if current != wanted:
+        _run(table, "-F", chain)
+        for rule in wanted:
+            _run(table, "-A", chain, *shlex.split(rule))
+        changed = True
+    if f"-j {chain}" not in (rules(jump_from, table) or []):
+        _run(table, "-I", jump_from, "-j", chain)
+        changed = True
+    return changed
+
+
+def delete_chain(chain: str, jump_from: str = "FORWARD", table: str = "filter") -> None:
+    """Remove the jump and the chain; absent is fine."""
+    while f"-j {chain}" in (rules(jump_from, table) or []):
+        _run(table, "-D", jump_from, "-j", chain)
+    if rules(chain, table) is not None:
+        _run(table, "-F", chain)  # nf_tables refuses to delete a chain that has rules
+        _run(table, "-X", chain)
+
+
+def _run(table: str, *args: str) -> None:
+    try:
+        shell.run([EBTABLES, "-t", table, *args])
+    except shell.CommandFailed as exc:
+        raise EbtablesError(str(exc)) from None
