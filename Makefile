@@ -38,6 +38,7 @@ status:  ## what `make up` is running, and where
 bench: setup  ## the benchmarks under bench/
 	@$(PY) bench/agent_http.py
 	@$(PY) bench/vm_lifecycle.py
+	@$(PY) bench/dhcp_apply.py
 
 clean: down  ## remove .venv and run state
 	rm -rf .venv run
