@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.guestimage",
     "tests.fixtures.kvm",
     "tests.fixtures.dhcp",
+    "tests.fixtures.eip",
 ]
