@@ -24,6 +24,7 @@ from kvmagent.handlers import (
     localstorage,
     migrate,
     snapshot,
+    userdata,
     vm,
     volume_migrate,
 )
@@ -57,6 +58,7 @@ def build(cfg: KvmAgentConfig) -> Agent:
     l2.register(agent)
     dhcp.register(agent, cfg.data_dir)
     eip.register(agent)
+    userdata.register(agent, cfg.data_dir)
     return agent
 
 
