@@ -56,9 +56,9 @@ def build(cfg: KvmAgentConfig) -> Agent:
     snapshot.register(agent, vms, cfg)
     volume_migrate.register(agent, cfg, conn)
     l2.register(agent)
-    dhcp.register(agent, cfg.data_dir)
+    flat_dhcp = dhcp.register(agent, cfg.data_dir)
     eip.register(agent)
-    userdata.register(agent, cfg.data_dir)
+    userdata.register(agent, cfg.data_dir, flat_dhcp)
     return agent
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -138,6 +138,12 @@ class FlatDhcp:
 
     def __init__(self, data_dir: Path):
         self.root = Path(data_dir) / "dhcp"
+        self._before_delete: list[Callable[[str], None]] = []
+
+    def before_delete(self, hook: Callable[[str], None]) -> None:
+        """Run ``hook(namespace)`` when a namespace is deleted, before it goes: services
+        sharing it (the metadata server) must not outlive it."""
+        self._before_delete.append(hook)
 
     # -- lookups ----------------------------------------------------------------------
     def namespaces(self) -> list[str]:
@@ -269,6 +275,8 @@ class FlatDhcp:
 
     def delete(self, namespace: str) -> None:
         """dnsmasq, ebtables chain, veth, namespace and files: all gone; absent is fine."""
+        for hook in self._before_delete:
+            hook(namespace)
         outer, _, chain = names(namespace)
         dm = self.dnsmasq(namespace)
         dm.stop()

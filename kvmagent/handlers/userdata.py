@@ -19,10 +19,12 @@ from kvmagent.models.userdata import (
 )
 
 
-def register(agent: Agent, data_dir: Path) -> MetadataService:
-    """Register the endpoints; re-adopt (or restart) the servers of a previous run."""
-    service = MetadataService(data_dir, FlatDhcp(data_dir))  # stateless: reads the files
+def register(agent: Agent, data_dir: Path, dhcp: FlatDhcp) -> MetadataService:
+    """Register the endpoints; re-adopt (or restart) the servers of a previous run. A
+    DHCP namespace deleted takes its metadata server, rules and files with it."""
+    service = MetadataService(data_dir, dhcp)
     service.adopt()
+    dhcp.before_delete(service.cleanup)
 
     def apply_all(items: list[tuple[str, UserdataTO]], rebuild: bool) -> UserdataReply:
         """Every VM is checked, under all the namespaces' locks, before any is written."""

@@ -172,12 +172,15 @@ def test_bad_input_is_refused_naming_the_field(host):
         (host.data_dir / "metadata" / NS / "vms").iterdir())
 
 
-def test_a_recreated_dhcp_namespace_gets_a_new_server(host):
-    """deletenamespace + prepare: the old server sits in a namespace nobody can reach;
-    the next apply replaces it by one in the new namespace."""
+def test_deleting_the_dhcp_namespace_takes_its_metadata_server_along(host):
+    """deletenamespace leaves no metadata server, rule or file behind; after prepare
+    again, the next apply serves the VM from a new server in the new namespace."""
     pid = host.call("/flatnetworkprovider/userdata/apply", {
         "userdata": userdata(IP1, VM1, "vm1", "one")})["serverPids"][NS]
     host.call("/flatnetworkprovider/dhcp/deletenamespace", {"namespaceName": NS})
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert "169.254.169.254" not in host.ebtables()
+    assert not (host.data_dir / "metadata" / NS).exists()
     host.call("/flatnetworkprovider/dhcp/prepare", {
         "bridgeName": DATA_BRIDGE, "namespaceName": NS, "dhcpServerIp": SERVER,
         "dhcpNetmask": NETMASK})
@@ -186,7 +189,7 @@ def test_a_recreated_dhcp_namespace_gets_a_new_server(host):
          "netmask": NETMASK}]})
     new = host.call("/flatnetworkprovider/userdata/apply", {
         "userdata": userdata(IP1, VM1, "vm1", "one")})["serverPids"][NS]
-    assert new != pid and not psutil.pid_exists(pid)
+    assert new != pid
     assert fetch(vm_nic(host, "u1", MAC1, IP1), "/latest/user-data") == ("200", "one")
     host.call("/flatnetworkprovider/userdata/cleanup", {"namespaceName": NS})
     assert not psutil.pid_exists(new)
