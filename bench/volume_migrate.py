@@ -24,12 +24,12 @@ import requests
 
 from agentlib import shell
 from agentlib.receiver import CallbackReceiver
+from agentlib.ssh import Remote, SshIdentity
 from devcluster import hostnet
 from devcluster.kvmhost import kvmagent_url, start_kvmagent
 from devcluster.libvirtd import Libvirtd
 from devcluster.simhost import SimHost
 from devcluster.sshd import authorize_agent, start_sshd
-from kvmagent.drivers.ssh import Remote, SshIdentity
 
 MIB = 1 << 20
 

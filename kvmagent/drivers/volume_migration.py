@@ -31,9 +31,9 @@ from pathlib import Path, PurePosixPath
 import libvirt
 
 from agentlib.errors import AgentError
+from agentlib.ssh import Remote, SshError
 from kvmagent.drivers import qemu_img
 from kvmagent.drivers.filestorage import FileStorage
-from kvmagent.drivers.ssh import Remote, SshError
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from agentlib.agent import Agent
 from agentlib.config import AgentConfig
 from agentlib.errors import AgentError
 from agentlib.models import EmptyCommand
+from agentlib.ssh import Remote, SshIdentity
 from agentlib.tasks import Task
 from kvmagent.drivers.filestorage import StorageError
 from kvmagent.drivers.libvirt_conn import LibvirtConnection
-from kvmagent.drivers.ssh import Remote, SshIdentity
 from kvmagent.drivers.storage_roots import StorageRoots
 from kvmagent.drivers.volume_migration import Volume, VolumeMigration, plan, refuse_in_use
 from kvmagent.handlers.localstorage import STATE_FILE

@@ -1,7 +1,8 @@
-"""The agent's ssh identity and its ssh/scp client, for copying volumes to other hosts.
+"""An agent's ssh identity and its ssh/scp client, for copying files to and from other
+hosts (kvmagent: volume migration, image pulls; sftpbsagent: sftp:// downloads).
 
 The key pair is made on first use under the agent's data dir; the coordinator reads
-the public key (``/localstorage/sshkey``) and authorizes it on the other hosts, as
+the public key (e.g. ``/localstorage/sshkey``) and authorizes it on the other hosts, as
 ZStack distributes its own key. ssh and scp run from argv lists with every option
 given (``-F none``: no user or system config decides anything), in batch mode: a
 missing key or a prompt fails at once instead of hanging the agent.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -25,6 +27,8 @@ from agentlib.errors import AgentError
 
 KEY_NAME = "id_ed25519"
 CONNECT_TIMEOUT = 10
+_KEYGEN_LOCK = threading.Lock()
+"""One for all identities: two handlers of an agent share a key directory."""
 
 
 class SshError(AgentError):
@@ -34,19 +38,19 @@ class SshError(AgentError):
 class SshIdentity:
     """``<dir>/id_ed25519`` (0600) and its ``.pub``, generated on first use."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, comment: str = "zfleet-agent"):
         self.dir = Path(directory)
+        self.comment = comment
         self.private_key = self.dir / KEY_NAME
         self.known_hosts = self.dir / "known_hosts"
-        self._lock = threading.Lock()
 
     def ensure(self) -> Path:
-        with self._lock:
+        with _KEYGEN_LOCK:
             if not self.private_key.exists():
                 self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 try:
                     shell.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                               "zfleet-kvmagent", "-f", self.private_key])
+                               self.comment, "-f", self.private_key])
                 except shell.CommandFailed as exc:
                     raise SshError(f"cannot create the agent's ssh key: {exc}") from None
         return self.private_key
@@ -102,6 +106,34 @@ class Remote:
         scp = ["scp", "-s", "-p", "-q", *self.ssh_options(), "-P", str(self.port), str(src),
                f"{self._login}:{dst}"]
         self._run(scp, f"copying {src} to {dst}", None, True)
+
+    @contextmanager
+    def read(self, path: str, chunk_size: int = 4 << 20) -> Iterator[Iterator[bytes]]:
+        """Stream the remote file ``path`` (``cat`` there; the bytes pass through this
+        process once, so a caller can hash and count them on the way). Leaving the block
+        early (an error, a cancel) stops the transfer; a failure of ssh or cat raises
+        :class:`SshError` at the end of the stream."""
+        line = shlex.join(["cat", "--", path])
+        argv = ["ssh", *self.ssh_options(), "-p", str(self.port), self._login, "--", line]
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=err)
+            try:
+                yield self._chunks(proc, err, path, chunk_size)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                proc.stdout.close()
+
+    def _chunks(self, proc: subprocess.Popen, err, path: str, size: int) -> Iterator[bytes]:
+        while data := proc.stdout.read(size):
+            yield data
+        if proc.wait() != 0:
+            err.seek(0)
+            text = err.read().decode(errors="replace").strip()[-2000:]
+            raise SshError(f"reading {path} on {self} failed (exit code {proc.returncode})"
+                           + (f": {text}" if text else ""))
 
     @property
     def _login(self) -> str:
