@@ -1,25 +1,41 @@
-"""cephagent: the Ceph primary and backup storage agent on Ceph mon nodes.
+"""cephagent: Ceph primary and backup storage (RBD copy-on-write) on Ceph mon nodes.
 
-Foundation skeleton: it serves its readiness and liveness endpoints; the real commands
-arrive with their issues.
+One agent serves both ``/ceph/primarystorage/*`` and ``/ceph/backupstorage/*`` for the
+cluster its ``--ceph-conf`` names, through the librados/librbd bindings (never the rbd
+CLI), with client timeouts so a dead mon or OSD is an error within ``--ceph-timeout``
+seconds rather than a hang.
 """
 
 from __future__ import annotations
 
 from agentlib import server
 from agentlib.agent import Agent
-from agentlib.config import AgentConfig
-from agentlib.readiness import register_echo, register_ping
+from agentlib.progress import ProgressBoard
+from agentlib.readiness import register_echo
+from cephagent.config import CephAgentConfig
+from cephagent.drivers.cluster import CephClient
+from cephagent.drivers.download import ImageDownloader
+from cephagent.drivers.images import RbdImages
+from cephagent.handlers import backup, common, primary
 
 PORT = 7762
 
 
-def build(cfg: AgentConfig) -> Agent:
+def build(cfg: CephAgentConfig) -> Agent:
     agent = Agent("cephagent", cfg)
-    register_echo(agent, "/ceph/primarystorage/echo", "/ceph/backupstorage/echo")
-    register_ping(agent, "/ceph/primarystorage/ping", "/ceph/backupstorage/ping")
+    client = CephClient(cfg.ceph_conf, cfg.ceph_user, cfg.ceph_timeout)
+    agent.on_close(client.close)
+    images = RbdImages(client)
+    board = ProgressBoard(agent.reporter)
+    downloader = ImageDownloader(client, images, cfg.tmp_dir or cfg.data_dir / "tmp",
+                                 cfg.file_url_roots)
+    register_echo(agent, f"{primary.PREFIX}/echo", f"{backup.PREFIX}/echo")
+    for prefix in (primary.PREFIX, backup.PREFIX):
+        common.register(agent, client, prefix)
+    primary.register(agent, client, images, board)
+    backup.register(agent, client, images, downloader, board)
     return agent
 
 
 def main(argv: list[str] | None = None) -> None:
-    server.main("cephagent", build, AgentConfig, PORT, __doc__.splitlines()[0], argv)
+    server.main("cephagent", build, CephAgentConfig, PORT, __doc__.splitlines()[0], argv)

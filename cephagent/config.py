@@ -1,0 +1,41 @@
+"""cephagent settings (each also a flag: ``--ceph-conf``, ``--ceph-user``, ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from agentlib.config import AgentConfig
+
+
+class CephAgentConfig(AgentConfig):
+    ceph_conf: Path = Field(
+        Path("/etc/ceph/ceph.conf"),
+        description="ceph.conf of the cluster (mon addresses; the keyring as it says)",
+    )
+    ceph_user: str = Field(
+        "admin", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="cephx client name, without 'client.'",
+    )
+    ceph_timeout: float = Field(
+        10.0, gt=0, le=600,
+        description="seconds a mon or OSD may take before a command fails "
+        "(client_mount_timeout, rados_mon_op_timeout, rados_osd_op_timeout)",
+    )
+    file_url_roots: list[Path] = Field(
+        default_factory=list,
+        description="directories image/download may read file:// URLs from "
+        "(comma-separated; none = file URLs refused)",
+    )
+    tmp_dir: Path | None = Field(
+        None, description="where a qcow2 download waits for conversion (default: DATA_DIR/tmp)"
+    )
+
+    @field_validator("file_url_roots", mode="before")
+    @classmethod
+    def _split(cls, v: object) -> object:
+        """A flag or environment variable gives the roots as one comma-separated string."""
+        if isinstance(v, str):
+            return [p for p in v.split(",") if p.strip()]
+        return v

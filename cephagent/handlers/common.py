@@ -1,0 +1,71 @@
+"""What both prefixes serve alike: connect, ping, checkpool, facts; the reply stamp."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from agentlib.agent import Agent
+from agentlib.errors import AgentError
+from agentlib.models import EmptyCommand
+from cephagent.drivers.cluster import CephClient, Mon
+from cephagent.drivers.paths import RbdPath
+from cephagent.models.common import CephReply, CheckPoolCmd, ConnectReply, MonTO, PingCmd
+from cephagent.models.primary import FactsReply
+
+R = TypeVar("R", bound=CephReply)
+
+PING_OBJECT = "zfleet-cephagent-ping"
+
+
+def stamp(client: CephClient, reply: R) -> R:
+    """Fill in the cluster's fsid and capacity (every reply carries them)."""
+    reply.fsid = client.fsid()
+    reply.total_capacity, reply.available_capacity = client.capacity()
+    return reply
+
+
+def mon_tos(mons: list[Mon]) -> list[MonTO]:
+    return [MonTO(name=m.name, addr=m.addr, addrs=list(m.addrs)) for m in mons]
+
+
+def image_lock(agent: Agent, *paths: RbdPath):
+    """Serialise work on the images behind ``paths`` (snapshots lock their image)."""
+    return agent.locks.hold(*(f"rbd:{p.pool}/{p.image}" for p in paths))
+
+
+def register(agent: Agent, client: CephClient, prefix: str) -> None:
+    @agent.sync(f"{prefix}/connect")
+    def connect(cmd: EmptyCommand) -> ConnectReply:
+        """Connect to the cluster; answers its fsid, capacity and mons."""
+        return stamp(client, ConnectReply(mons=mon_tos(client.mons())))
+
+    @agent.sync(f"{prefix}/ping", quiet=True)
+    def ping(cmd: PingCmd) -> ConnectReply:
+        """Prove the cluster answers, is the expected one (fsid, mon) and is writable."""
+        fsid = client.fsid()
+        if cmd.fsid is not None and cmd.fsid.lower() != fsid.lower():
+            raise AgentError(f"fsid: the cluster of {client.conf_path} is {fsid}, not "
+                             f"{cmd.fsid}: the agent now points at a different cluster")
+        mons = client.mons()
+        if cmd.mon_addr is not None and not any(
+                cmd.mon_addr in (m.addr, m.addr.split(":")[0], *m.addrs) for m in mons):
+            raise AgentError(f"monAddr: {cmd.mon_addr} is not in the monmap of {fsid} ("
+                             + ", ".join(f"{m.name}={m.addr}" for m in mons) + ")")
+        if cmd.pool_name is not None:
+            client.write_probe(cmd.pool_name, PING_OBJECT)
+        return stamp(client, ConnectReply(mons=mon_tos(mons)))
+
+    @agent.sync(f"{prefix}/checkpool")
+    def checkpool(cmd: CheckPoolCmd) -> CephReply:
+        """Fail naming every pool in ``pools`` that does not exist."""
+        missing = client.missing_pools(cmd.pools)
+        if missing:
+            raise AgentError(f"pools: {', '.join(missing)} do(es) not exist in cluster "
+                             f"{client.fsid()}")
+        return stamp(client, CephReply())
+
+    @agent.sync(f"{prefix}/facts")
+    def facts(cmd: EmptyCommand) -> FactsReply:
+        """The cluster's identity, Ceph version, mons and capacity."""
+        version = client.mon_command("version").get("version", "")
+        return stamp(client, FactsReply(ceph_version=version, mons=mon_tos(client.mons())))
