@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from agentlib import server
 from agentlib.agent import Agent
+from agentlib.identity import Identity
 from agentlib.progress import ProgressBoard
 from agentlib.readiness import register_echo
 from cephagent.config import CephAgentConfig
@@ -23,6 +24,8 @@ PORT = 7762
 
 def build(cfg: CephAgentConfig) -> Agent:
     agent = Agent("cephagent", cfg)
+    identity = Identity(cfg.data_dir)
+    agent.reporter.url = identity.get("sendCommandUrl")
     client = CephClient(cfg.ceph_conf, cfg.ceph_user, cfg.ceph_timeout)
     agent.on_close(client.close)
     images = RbdImages(client)
@@ -31,7 +34,7 @@ def build(cfg: CephAgentConfig) -> Agent:
                                  cfg.file_url_roots)
     register_echo(agent, f"{primary.PREFIX}/echo", f"{backup.PREFIX}/echo")
     for prefix in (primary.PREFIX, backup.PREFIX):
-        common.register(agent, client, prefix)
+        common.register(agent, client, identity, prefix)
     primary.register(agent, client, images, board)
     backup.register(agent, client, images, downloader, board)
     return agent

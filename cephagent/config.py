@@ -18,8 +18,8 @@ class CephAgentConfig(AgentConfig):
         "admin", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="cephx client name, without 'client.'",
     )
-    ceph_timeout: float = Field(
-        10.0, gt=0, le=600,
+    ceph_timeout: int = Field(
+        10, ge=1, le=600,
         description="seconds a mon or OSD may take before a command fails "
         "(client_mount_timeout, rados_mon_op_timeout, rados_osd_op_timeout)",
     )

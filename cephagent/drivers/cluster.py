@@ -54,7 +54,7 @@ class Mon:
 
 
 class CephClient:
-    def __init__(self, conf_path: Path, user: str = "admin", timeout: float = 10.0):
+    def __init__(self, conf_path: Path, user: str = "admin", timeout: int = 10):
         self.conf_path = Path(conf_path)
         self.user = user
         self.timeout = timeout
@@ -75,15 +75,19 @@ class CephClient:
             raise CephError(f"ceph.conf {self.conf_path} does not exist (--ceph-conf)")
         t = str(self.timeout)
         started = time.monotonic()
-        handle = rados.Rados(rados_id=self.user, conffile=str(self.conf_path), conf={
-            "client_mount_timeout": t, "rados_mon_op_timeout": t, "rados_osd_op_timeout": t})
+        try:
+            handle = rados.Rados(rados_id=self.user, conffile=str(self.conf_path), conf={
+                "client_mount_timeout": t, "rados_mon_op_timeout": t,
+                "rados_osd_op_timeout": t})
+        except rados.Error as exc:
+            raise CephError(f"cannot read {self.conf_path}: {_reason(exc)}") from None
         try:
             handle.connect()
         except rados.Error as exc:
             handle.shutdown()
             raise ClusterUnreachable(
                 f"cannot connect to the Ceph cluster of {self.conf_path} as client.{self.user} "
-                f"within {self.timeout:g}s: {_reason(exc)}") from None
+                f"within {self.timeout}s: {_reason(exc)}") from None
         log.info("connected to Ceph cluster %s (%s, client.%s) in %.3fs", handle.get_fsid(),
                  self.conf_path, self.user, time.monotonic() - started)
         return handle

@@ -6,10 +6,18 @@ from typing import TypeVar
 
 from agentlib.agent import Agent
 from agentlib.errors import AgentError
+from agentlib.identity import Identity
 from agentlib.models import EmptyCommand
 from cephagent.drivers.cluster import CephClient, Mon
 from cephagent.drivers.paths import RbdPath
-from cephagent.models.common import CephReply, CheckPoolCmd, ConnectReply, MonTO, PingCmd
+from cephagent.models.common import (
+    CephReply,
+    CheckPoolCmd,
+    ConnectCmd,
+    ConnectReply,
+    MonTO,
+    PingCmd,
+)
 from cephagent.models.primary import FactsReply
 
 R = TypeVar("R", bound=CephReply)
@@ -33,10 +41,14 @@ def image_lock(agent: Agent, *paths: RbdPath):
     return agent.locks.hold(*(f"rbd:{p.pool}/{p.image}" for p in paths))
 
 
-def register(agent: Agent, client: CephClient, prefix: str) -> None:
+def register(agent: Agent, client: CephClient, identity: Identity, prefix: str) -> None:
     @agent.sync(f"{prefix}/connect")
-    def connect(cmd: EmptyCommand) -> ConnectReply:
-        """Connect to the cluster; answers its fsid, capacity and mons."""
+    def connect(cmd: ConnectCmd) -> ConnectReply:
+        """Connect to the cluster; answers its fsid, capacity and mons. ``sendCommandUrl``
+        (optional) is where progress reports go."""
+        if cmd.send_command_url is not None:
+            identity.update(sendCommandUrl=str(cmd.send_command_url))
+            agent.reporter.url = str(cmd.send_command_url)
         return stamp(client, ConnectReply(mons=mon_tos(client.mons())))
 
     @agent.sync(f"{prefix}/ping", quiet=True)

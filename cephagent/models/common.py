@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from agentlib.models import AgentCommand, AgentReply
@@ -68,6 +68,12 @@ class StorageCmd(AgentCommand):
     """Fields the coordinator sends with every storage command; the agent needs none."""
 
     uuid: Uuid | None = None
+
+
+class ConnectCmd(StorageCmd):
+    """``sendCommandUrl``: where progress reports go (kept across agent restarts)."""
+
+    send_command_url: AnyHttpUrl | None = None
 
 
 class ConnectReply(CephReply):
