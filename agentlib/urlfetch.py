@@ -82,7 +82,8 @@ class Stream:
         self._read = read
 
     def chunks(self, chunk_size: int = 4 << 20) -> Iterator[bytes]:
-        """Yield the body; raises :class:`FetchError` if it breaks off or is short."""
+        """Yield the body in pieces of at most ``chunk_size`` bytes (http: what has
+        arrived); raises :class:`FetchError` if it breaks off or is short."""
         done = 0
         while True:
             try:
@@ -140,7 +141,9 @@ def _http_reader(resp: requests.Response):
     raw = resp.raw
 
     def read(n: int) -> bytes:
-        return raw.read(n, decode_content=True)
+        # read1: what has arrived, up to n, so a caller checking for cancellation
+        # between chunks does not wait for n bytes of a slow source
+        return raw.read1(n, decode_content=True)
 
     return read
 
