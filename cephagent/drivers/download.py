@@ -19,7 +19,7 @@ import json
 import logging
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +124,7 @@ class ImageDownloader:
         with self.images.image(tmp) as img, self.client.guard(f"write {tmp}"):
             writes = _WriteWindow(img, IN_FLIGHT)
             try:
-                for chunk in body:
+                for chunk in _aligned(body, CHUNK):
                     check_cancelled()
                     md5.update(chunk)
                     end = offset + len(chunk)
@@ -229,6 +229,22 @@ class _WriteWindow:
     def _raise(self) -> None:
         if self.error is not None:
             raise DownloadError(self.error)
+
+
+def _aligned(body: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Re-cut ``body`` into ``size``-byte pieces (the last may be shorter): a network read
+    returns what has arrived, but a zero piece is only skipped if it is a whole object."""
+    buf = bytearray()
+    for chunk in body:
+        if not buf and len(chunk) == size:
+            yield chunk
+            continue
+        buf += chunk
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
 
 
 def _prepend(first: bytes, rest: Iterable[bytes]) -> Iterable[bytes]:
