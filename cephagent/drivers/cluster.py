@@ -4,8 +4,9 @@ librados blocks, and by default waits forever for a dead mon or OSD. The client 
 (``client_mount_timeout``, ``rados_mon_op_timeout``, ``rados_osd_op_timeout``) make every
 call fail within ``timeout`` seconds instead. Connecting costs a mon round trip plus
 cephx (~10 ms), so one handle is shared by all commands (librados is thread-safe) and
-dropped when a call times out or the connection breaks: the next command connects
-afresh, so an agent keeps working across a cluster restart without being restarted.
+dropped when a call times out or the connection breaks, or when ceph.conf changes: the
+next command connects afresh, so an agent keeps working across a cluster restart or
+rebuild without being restarted.
 
 Usage from a Python shell::
 
@@ -59,15 +60,23 @@ class CephClient:
         self.user = user
         self.timeout = timeout
         self._cluster: rados.Rados | None = None
+        self._conf_stamp: float | None = None
         self._lock = threading.Lock()
 
     # -- the connection ------------------------------------------------------------
 
     def cluster(self) -> rados.Rados:
-        """The shared connected handle, connecting first if there is none."""
+        """The shared connected handle, connecting first if there is none or if ceph.conf
+        changed since (new mons, a rebuilt cluster): one stat() a call."""
         with self._lock:
+            stamp = _mtime(self.conf_path)
+            if self._cluster is not None and stamp != self._conf_stamp:
+                log.info("%s changed: reconnecting", self.conf_path)
+                self._cluster.shutdown()
+                self._cluster = None
             if self._cluster is None:
                 self._cluster = self._connect()
+                self._conf_stamp = stamp
             return self._cluster
 
     def _connect(self) -> rados.Rados:
@@ -199,6 +208,13 @@ class CephClient:
         """Write a small object to ``pool``: proves mons, OSDs and caps allow writing."""
         with self.ioctx(pool) as ioctx, self.guard(f"write a test object to pool {pool}"):
             ioctx.write_full(name, f"zfleet cephagent ping {time.time():.3f}".encode())
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _reason(exc: Exception) -> str:

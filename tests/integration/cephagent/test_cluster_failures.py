@@ -1,0 +1,75 @@
+"""A dead mon is a clear error within the configured timeout, not a hang; the agent
+recovers on its own when the mon comes back, and follows a rebuilt cluster (new fsid)
+that ping tells apart at once (ceph.conf changed). Uses its own cluster: the session's
+must stay up."""
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from agentlib.receiver import CallbackReceiver
+from devcluster import procs
+from devcluster.ceph import CephCluster
+from tests.fixtures.cephagent import CephAgent, start_cephagent
+
+pytestmark = pytest.mark.integration
+
+PS = "/ceph/primarystorage"
+TIMEOUT = 2
+
+
+@pytest.fixture
+def own_agent(tmp_path) -> Iterator[CephAgent]:
+    cluster = CephCluster(tmp_path / "ceph")
+    with CallbackReceiver() as receiver:
+        try:
+            cluster.start()
+            agent = start_cephagent(cluster, tmp_path / "agent", receiver, timeout=TIMEOUT)
+            try:
+                yield agent
+            finally:
+                procs.stop(agent.proc)
+        finally:
+            cluster.stop()
+
+
+def timed(fn):
+    started = time.monotonic()
+    result = fn()
+    return result, time.monotonic() - started
+
+
+def test_stopped_mon_fails_fast_and_the_agent_recovers(own_agent):
+    cluster = own_agent.cluster
+    fsid = cluster.fsid
+    own_agent.call(f"{PS}/addpool", {"poolName": "p", "isCreate": True})
+    assert own_agent.call(f"{PS}/ping", {"fsid": fsid, "poolName": "p"})["fsid"] == fsid
+
+    [mon] = [p for p in cluster.registry.load() if p.name == "mon.a"]
+    procs.stop(mon)
+    error, took = timed(lambda: own_agent.fail(f"{PS}/ping", {"fsid": fsid}))
+    assert "no answer from the" in error and f"within {TIMEOUT}s" in error, error
+    assert took < 4 * TIMEOUT, f"a dead mon took {took:.1f}s to report"  # not a hang
+    # a fresh connection cannot be made either: a clear error, as fast
+    error, took = timed(lambda: own_agent.fail(f"{PS}/connect", {}))
+    assert "cannot connect to the Ceph cluster" in error and took < 4 * TIMEOUT, error
+
+    # the mon comes back (same data): the next command works, no agent restart needed
+    cluster.registry.add(procs.spawn(mon.name, mon.argv, cluster.log_dir / "mon.a.out"))
+    deadline = time.monotonic() + 30
+    while True:
+        reply = own_agent.post(f"{PS}/ping", {"fsid": fsid, "poolName": "p"}).json()
+        if reply["success"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert reply["success"], reply
+
+    # the cluster is rebuilt (new fsid, same ceph.conf path): ping with the old fsid says so
+    cluster.stop()
+    cluster.start()
+    assert cluster.fsid != fsid
+    reply = own_agent.post(f"{PS}/ping", {"fsid": fsid}).json()  # ceph.conf changed: reconnects
+    assert not reply["success"] and f"is {cluster.fsid}, not {fsid}" in reply["error"], reply
+    assert own_agent.call(f"{PS}/connect", {})["fsid"] == cluster.fsid
+    assert "Traceback" not in own_agent.log()
