@@ -45,7 +45,7 @@ from devcluster.guestconsole import (
 )
 
 __all__ = [
-    "CMDLINE", "MIN_MEMORY_MIB", "GuestImage", "build", "main",
+    "CMDLINE", "MIN_MEMORY_MIB", "GuestImage", "build", "locked_cache", "main",
     # the serial console's line formats and their parser, from devcluster.guestconsole
     "DISK", "HOTPLUG", "LEASE", "LEASE_FAIL", "METADATA", "METADATA_ERROR", "NIC",
     "POWEROFF", "READY", "RESIZE", "UNPLUG", "ConsoleReport", "parse_console", "parse_line",
@@ -74,7 +74,7 @@ def build(cache_dir: Path, refresh: bool = False) -> GuestImage:
     """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir / ".lock"):
+    with locked_cache(cache_dir):
         kernel = guestkernel.fetch(cache_dir, refresh)
         archive = _cpio(_entries(kernel))
         initrd = cache_dir / f"initrd-{hashlib.sha256(archive).hexdigest()[:16]}.cpio.gz"
@@ -86,8 +86,12 @@ def build(cache_dir: Path, refresh: bool = False) -> GuestImage:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as f:
+def locked_cache(cache_dir: Path) -> Iterator[None]:
+    """Hold the cache's lock: what is built from the guest build (guestdisk) takes it too.
+
+    Not reentrant: a process holding it must not call :func:`build`.
+    """
+    with open(cache_dir / ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         yield
 

@@ -130,6 +130,7 @@ def _unpack(kdir: Path, package: str, version: str) -> Kernel:
             shutil.copy2(path, staged / "modules" / path.name)
         vmlinuz = next((tree / "boot").glob("vmlinuz-*")).read_bytes()
         (staged / "vmlinux").write_bytes(extract_vmlinux(vmlinuz))
+        (staged / "vmlinuz").write_bytes(vmlinuz)  # for boot loaders (guestdisk)
         (staged / "modules.builtin").write_text("\n".join(sorted(builtin)) + "\n")
         shutil.rmtree(kdir, ignore_errors=True)
         staged.rename(kdir)
@@ -137,6 +138,23 @@ def _unpack(kdir: Path, package: str, version: str) -> Kernel:
     if kernel is None:
         raise RuntimeError(f"unpacked {package} {version} into {kdir} but it is incomplete")
     return kernel
+
+
+def vmlinuz(kernel: Kernel) -> Path:
+    """The compressed bzImage of ``kernel``: a boot loader cannot load the ELF vmlinux.
+
+    Unpacking keeps it; a kernel cached before that has none, so the package is
+    downloaded again once (~4 s) and only the bzImage is kept.
+    """
+    path = kernel.vmlinux.parent / "vmlinuz"
+    if not path.exists():
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".vmlinuz-") as tmp:
+            work = Path(tmp)
+            deb = _download(work, kernel.package, kernel.version)
+            run(["dpkg-deb", "-x", deb, work / "tree"], timeout=300)
+            found = next((work / "tree" / "boot").glob("vmlinuz-*"))
+            found.rename(path)
+    return path
 
 
 def _download(work: Path, package: str, version: str) -> Path:
