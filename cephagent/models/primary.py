@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from agentlib.models import AgentCommand
 from cephagent.models.common import (
@@ -64,7 +64,7 @@ class AddPoolCmd(AgentCommand):
 
 class CreateEmptyVolumeCmd(AgentCommand):
     install_path: ImagePath
-    size: int = Field(gt=0, le=1 << 50)
+    size: StrictInt = Field(gt=0, le=1 << 50)
 
 
 class CloneVolumeCmd(AgentCommand):
@@ -84,7 +84,7 @@ class CopyVolumeCmd(AgentCommand):
 
 class ResizeVolumeCmd(AgentCommand):
     install_path: ImagePath
-    size: int = Field(gt=0, le=1 << 50)
+    size: StrictInt = Field(gt=0, le=1 << 50)
 
 
 class VolumeCmd(AgentCommand):
