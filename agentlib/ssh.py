@@ -13,6 +13,7 @@ ever built with :func:`shlex.join` from an argv list of validated values.
 
 from __future__ import annotations
 
+import fcntl
 import shlex
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from agentlib.errors import AgentError
 
 KEY_NAME = "id_ed25519"
 CONNECT_TIMEOUT = 10
+_PIPE_SIZE = 1 << 20
 _KEYGEN_LOCK = threading.Lock()
 """One for all identities: two handlers of an agent share a key directory."""
 
@@ -118,6 +120,10 @@ class Remote:
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=err)
+            try:  # fewer, larger reads than the default 64 KiB pipe allows
+                fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+            except OSError:
+                pass  # above /proc/sys/fs/pipe-max-size for an unprivileged user
             try:
                 yield self._chunks(proc, err, path, chunk_size)
             finally:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from agentlib.errors import AgentError
+from agentlib.hashedwrite import write_hashed
 from agentlib.progress import Progress
 from agentlib.ssh import Remote
 from kvmagent.drivers import qemu_img
@@ -87,18 +88,8 @@ def pull(remote: Remote, src: str, storage: FileStorage, target: Path, progress:
 
 def _stream(remote: Remote, src: str, tmp: Path, progress: Progress,
             check_cancelled: Callable[[], None]) -> tuple[str, int]:
-    h = hashlib.md5()
-    size = 0
-    with remote.read(src, _CHUNK) as chunks, open(tmp, "xb") as out:
-        for chunk in chunks:
-            check_cancelled()
-            h.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-            progress.add(len(chunk))
-        out.flush()
-        os.fsync(out.fileno())
-    return h.hexdigest(), size
+    with remote.read(src, _CHUNK) as chunks:
+        return write_hashed(chunks, tmp, progress=progress, check_cancelled=check_cancelled)
 
 
 def push(remote: Remote, storage: FileStorage, volume: Path, dst: str,
@@ -157,8 +148,5 @@ def _push_file(remote: Remote, src: Path, dst: PurePosixPath,
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()

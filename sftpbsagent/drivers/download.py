@@ -14,7 +14,6 @@ must authorize the key ``/sftpbackupstorage/sshkey`` returns).
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from agentlib import urlfetch
 from agentlib.errors import AgentError
+from agentlib.hashedwrite import write_hashed
 from agentlib.progress import Progress
 from agentlib.ssh import Remote, SshError, SshIdentity
 from sftpbsagent.drivers import imagefile
@@ -137,33 +137,18 @@ class Downloader:
 
     def _fetch(self, url: str, tmp: Path, progress: Progress,
                check_cancelled: Callable[[], None]) -> tuple[str, int]:
-        md5 = hashlib.md5()
-        size = 0
         with self._open(url) as (total, chunks):
             progress.total = total
             available = self.store.capacity()[1]
             if total is not None and total > available:
                 raise DownloadError(self._no_space(url, total, available))
-            with open(tmp, "xb") as out:
-                for chunk in chunks:
-                    check_cancelled()
-                    md5.update(chunk)
-                    try:
-                        out.write(chunk)
-                    except OSError as exc:
-                        if exc.errno == errno.ENOSPC:
-                            raise DownloadError(self._no_space(url, total, 0)) from None
-                        raise
-                    size += len(chunk)
-                    progress.add(len(chunk))
-                try:
-                    out.flush()
-                    os.fsync(out.fileno())
-                except OSError as exc:
-                    if exc.errno == errno.ENOSPC:
-                        raise DownloadError(self._no_space(url, total, 0)) from None
-                    raise
-        return md5.hexdigest(), size
+            try:
+                return write_hashed(chunks, tmp, progress=progress,
+                                    check_cancelled=check_cancelled)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise DownloadError(self._no_space(url, total, 0)) from None
+                raise
 
     @contextmanager
     def _open(self, url: str) -> Iterator[tuple[int | None, Iterator[bytes]]]:

@@ -116,11 +116,8 @@ class ImageStore:
         return made
 
     def md5(self, install_path: str | Path) -> str:
-        h = hashlib.md5()
         with open(self.image(install_path), "rb") as f:
-            while chunk := f.read(4 << 20):
-                h.update(chunk)
-        return h.hexdigest()
+            return hashlib.file_digest(f, "md5").hexdigest()
 
     def garbage(self, owned: Iterable[str | Path], busy: Iterable[Path] = ()) -> list[Path]:
         """Files under the root that no path in ``owned`` names (symlinks included, never
