@@ -1,12 +1,17 @@
 """A VM whose root disk is an RBD clone in a real Ceph cluster: the cephx key goes into a
-libvirt secret (/vm/createcephsecret) and qemu opens the image through librbd."""
+libvirt secret (/vm/createcephsecret) and qemu opens the image through librbd; the clone
+is made by librbd directly, or by cephagent from an image it imported."""
 
 import time
 import uuid
 
 import pytest
 
-from tests.fixtures.ceph import admin_key
+from agentlib.receiver import CallbackReceiver
+from devcluster import procs
+from tests.fixtures.ceph import RbdVolume, admin_key
+from tests.fixtures.cephagent import start_cephagent
+from tests.fixtures.sftpbs import make_qcow2
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +72,56 @@ def test_vm_boots_with_an_rbd_clone_as_root_disk(rbd_clone, kvm_host):
           f"blkstat {stats}")
 
     assert kvm_host.call_async("/vm/destroy", {"uuid": vm})["success"]
+
+
+def test_vm_boots_from_a_clone_of_an_image_imported_through_cephagent(
+        ceph_on_host_network, kvm_host, tmp_path):
+    """The seed 0.9 path end to end: cephagent downloads a qcow2 into the backup storage
+    pool (converted to raw), commits a snapshot of it, clones it copy-on-write into the
+    primary storage's root volume pool, and the VM boots from that clone with the cephx
+    key the primary storage's init answered."""
+    cluster = ceph_on_host_network
+    ps_uuid, bs_uuid = uuid.uuid4().hex, uuid.uuid4().hex
+    with CallbackReceiver() as receiver:
+        agent = start_cephagent(cluster, tmp_path / "cephagent", receiver)
+        try:
+            image = agent.files / "guest.qcow2"
+            make_qcow2(image, "48M", data_mib=2)
+            bs_pool = agent.call("/ceph/backupstorage/init", {"uuid": bs_uuid})["poolName"]
+            imported = agent.call_async("/ceph/backupstorage/image/download", {
+                "url": f"file://{image}", "installPath": f"ceph://{bs_pool}/guest",
+                "imageUuid": uuid.uuid4().hex})
+            assert imported["success"] and imported["format"] == "qcow2", imported
+            assert imported["size"] == 48 << 20
+            snap = f"ceph://{bs_pool}/guest@base"
+            agent.call("/ceph/primarystorage/snapshot/commit", {"snapshotPath": snap})
+            ps = agent.call("/ceph/primarystorage/init", {"uuid": ps_uuid})
+            assert ps["fsid"] == imported["fsid"]  # one cluster serves both storages
+            root = f"ceph://{ps['rootVolumePoolName']}/vm-root"
+            agent.call("/ceph/primarystorage/volume/clone", {"srcPath": snap, "dstPath": root})
+
+            secret = str(uuid.uuid4())
+            assert kvm_host.call("/vm/createcephsecret",
+                                 {"uuid": secret, "userKey": ps["userKey"]}).json()["success"]
+            volume = RbdVolume(cluster, ps["rootVolumePoolName"], "vm-root", 48 << 20)
+            cmd = kvm_host.start_cmd(rootVolume=volume.volume_to(secret))
+            assert kvm_host.call_async("/vm/start", cmd)["success"]
+            vm = cmd["vmInstanceUuid"]
+            report = kvm_host.wait_console(vm, lambda r: r.ready and r, "guest boot")
+            assert report.disks["vda"] == 48 << 20
+            stats = dict(line.split()[1:] for line in kvm_host.virsh("domblkstat", vm, "vda")
+                         .splitlines() if line.strip())
+            assert int(stats["rd_req"]) > 0, stats
+            assert kvm_host.call_async("/vm/destroy", {"uuid": vm})["success"]
+            # the clone still shares the imported image's data
+            size = agent.call("/ceph/primarystorage/getvolumesize", {"installPath": root})
+            assert size["actualSize"] < imported["size"], size
+        finally:
+            procs.stop(agent.proc)
+            handle = cluster.rados()
+            try:
+                for pool in handle.list_pools():
+                    if ps_uuid in pool or bs_uuid in pool:
+                        handle.delete_pool(pool)
+            finally:
+                handle.shutdown()
