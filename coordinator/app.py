@@ -1,60 +1,169 @@
 """coordinator: inventory, scheduling and flows over the agents (sqlite-backed).
 
-Foundation skeleton: it receives agent reports (``sendCommandUrl`` target, with the
-``commandpath`` header), logs them and lists the latest at ``GET /reports``, so the
-agent -> coordinator path can be seen working. Inventory, API and flows arrive with the
-coordinator issue.
+``POST /api/<ApiName>`` runs an API (``GET /api`` lists them with their fields);
+long APIs are jobs (``?wait=false`` answers at once with the job uuid, then
+``GET /api/result/<jobUuid>``). Agents call back at ``/callback`` and report at
+``/report`` (their ``sendCommandUrl``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
-from collections import deque
 from dataclasses import dataclass
 
 from flask import Flask, jsonify, request
+from pydantic import ValidationError
 
 from agentlib import server
-from agentlib.config import AgentConfig
+from agentlib.agent import validation_message
+from coordinator import query
+from coordinator.agentclient import AgentClient
+from coordinator.api import ApiError, Apis
+from coordinator.apis import basics, hosts, images, networks, storage, vms
+from coordinator.config import CoordinatorConfig
+from coordinator.context import Context
+from coordinator.db import Database, NotFound
+from coordinator.globalconfig import GlobalConfig
+from coordinator.jobs import Jobs
+from coordinator.reports import Reports
 
 PORT = 8080
+MODULES = (basics, hosts, storage, networks, images, vms)
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Coordinator:
     app: Flask
+    ctx: Context
+    reports: Reports
+
+    def set_base_url(self, url: str) -> None:
+        """Where agents reach us (known only once a test server has its port)."""
+        self.ctx.agents.callback_url = url.rstrip("/") + "/callback"
+
+    def close(self) -> None:
+        self.reports.stop()
+        if self.ctx.jobs:
+            self.ctx.jobs.shutdown()
 
 
-def build(cfg: AgentConfig) -> Coordinator:
+def build(cfg: CoordinatorConfig) -> Coordinator:
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(cfg.db_path)
+    apis = Apis()
+    base = cfg.advertise_url or (f"http://{cfg.host}:{cfg.port}" if cfg.port else "")
+    ctx = Context(cfg, db, apis, AgentClient(base.rstrip("/") + "/callback",
+                                             cfg.agent_timeout))
+    query.register(apis, db)
+    for module in MODULES:
+        module.register(apis)
+    ctx.gconf = GlobalConfig(db, apis.long_timeouts())
+    ctx.jobs = Jobs(db, cfg.api_workers)
+    reports = Reports(ctx)
+    if cfg.background:
+        reports.start_background()
+    return Coordinator(_flask(ctx, reports), ctx, reports)
+
+
+def _flask(ctx: Context, reports: Reports) -> Flask:
     app = Flask("coordinator")
-    reports: deque[dict] = deque(maxlen=1000)
-    lock = threading.Lock()
+    apis = ctx.apis
+
+    @app.post("/api/<name>")
+    def api(name: str):
+        spec = apis.specs.get(name)
+        if spec is None:
+            return _reply({"success": False, "error": f"no API {name} (GET /api lists "
+                                                      "them)"}, 404)
+        try:
+            body = json.loads(request.get_data() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("must be a JSON object")
+            msg = spec.message.model_validate(body)
+        except ValidationError as exc:
+            return _reply({"success": False, "error": validation_message(exc)}, 400)
+        except ValueError as exc:
+            return _reply({"success": False, "error": f"body: not valid JSON ({exc})"}, 400)
+        if not spec.long:
+            return _run(lambda: spec.handler(msg, ctx))
+        timeout = ctx.gconf.get("apiTimeout", name)
+        job = ctx.jobs.submit(name, body, timeout,
+                              lambda deadline: spec.handler(msg, ctx, deadline))
+        if request.args.get("wait", "true") == "false":
+            return _reply({"success": True, "error": "", "jobUuid": job}, 202)
+        return _job_reply(ctx.jobs.wait(job, timeout + 10))
+
+    @app.get("/api")
+    def list_apis():
+        return jsonify(apis.describe())
+
+    @app.get("/api/result/<uuid>")
+    def result(uuid: str):
+        try:
+            return _job_reply(ctx.db.get("job", uuid))
+        except NotFound:
+            return _reply({"success": False, "error": f"no job {uuid}"}, 404)
+
+    @app.post("/callback")
+    def callback():
+        taskuuid = request.headers.get("taskuuid", "")
+        body = request.get_json(force=True, silent=True)
+        if not taskuuid or not isinstance(body, dict):
+            return _reply({"success": False, "error": "a callback needs a taskuuid header "
+                                                      "and a JSON object"}, 400)
+        if not ctx.agents.hub.deliver(taskuuid, body):
+            log.warning("callback for task %s that nobody waits for (late?)", taskuuid)
+        return _reply({"success": True, "error": ""})
 
     @app.post("/report")
     def report():
         commandpath = request.headers.get("commandpath", "")
         body = request.get_json(force=True, silent=True)
         if not commandpath or not isinstance(body, dict):
-            return jsonify(success=False,
-                           error="a report needs a commandpath header and a JSON object"), 400
-        log.info("report %s: %s", commandpath, body)
-        with lock:
-            reports.append({"commandpath": commandpath, "body": body})
-        return jsonify(success=True, error="")
+            return _reply({"success": False, "error": "a report needs a commandpath header "
+                                                      "and a JSON object"}, 400)
+        reports.receive(commandpath, body)
+        return _reply({"success": True, "error": ""})
 
     @app.get("/reports")
     def list_reports():
-        with lock:
-            return jsonify(list(reports))
+        return jsonify(reports.recent())
 
     @app.get("/health")
     def health():
-        return jsonify(success=True, error="")
+        return _reply({"success": True, "error": ""})
 
-    return Coordinator(app)
+    return app
+
+
+def _run(fn) -> tuple:
+    try:
+        reply = fn()
+    except (ApiError, NotFound) as exc:
+        return _reply({"success": False, "error": str(exc)})
+    except Exception as exc:
+        log.exception("API failed")
+        return _reply({"success": False, "error": f"internal error: {type(exc).__name__}: "
+                                                  f"{exc} (the coordinator log has the "
+                                                  "details)"}, 500)
+    return _reply({"success": True, "error": "", **(reply or {})})
+
+
+def _job_reply(row: dict) -> tuple:
+    if row["state"] == "Running":
+        return _reply({"success": True, "error": "", "jobUuid": row["uuid"],
+                       "state": "Running"}, 202)
+    ok = row["state"] == "Succeeded"
+    return _reply({"success": ok, "error": row["error"] or "", "jobUuid": row["uuid"],
+                   "state": row["state"], **(row.get("result") or {})})
+
+
+def _reply(body: dict, status: int = 200) -> tuple:
+    return jsonify(body), status
 
 
 def main(argv: list[str] | None = None) -> None:
-    server.main("coordinator", build, AgentConfig, PORT, __doc__.splitlines()[0], argv)
+    server.main("coordinator", build, CoordinatorConfig, PORT,
+                __doc__.splitlines()[0], argv)

@@ -1,7 +1,15 @@
 """zfleet: the operator's command line.
 
-Today it talks to agents directly (the coordinator's API commands arrive with the
-coordinator issue):
+The coordinator's API, in the seeds' CLI style (``--url`` or ZFLEET_URL, default
+http://127.0.0.1:8080):
+
+  zfleet CreateZone name=zone1
+  zfleet QueryVmInstance state=Running fields=uuid,name
+  zfleet CreateVmInstance name=vm1 imageUuid=... instanceOfferingUuid=... \\
+      l3NetworkUuids=... systemTags='userdata::#cloud-config...'
+  zfleet shell                      (a >>> prompt)
+
+An agent directly:
 
   zfleet call http://127.0.0.1:7070/host/ping
   zfleet call http://127.0.0.1:7070/host/connect hostUuid=0123...cdef \\
@@ -9,15 +17,16 @@ coordinator issue):
   zfleet call --async http://127.0.0.1:7070/vm/start --json '{"vmInstanceUuid": "..."}'
   zfleet openapi http://127.0.0.1:7070
 
-Fields as in httpie: ``key=value`` is a string, ``key:=json`` a raw JSON value
-(``memory:=134217728``, ``bootDev:='["hd"]'``). ``--async`` sends taskuuid/callbackurl
-headers and waits for the callback on a one-shot receiver.
+For ``call``, fields are as in httpie: ``key=value`` is a string, ``key:=json`` a raw
+JSON value (``memory:=134217728``, ``bootDev:='["hd"]'``). ``--async`` sends
+taskuuid/callbackurl headers and waits for the callback on a one-shot receiver.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import uuid
 from urllib.parse import urlsplit
@@ -25,6 +34,9 @@ from urllib.parse import urlsplit
 import requests
 
 from agentlib.receiver import CallbackReceiver
+from coordinator import apicli
+
+API_NAME = re.compile(r"^[A-Z][A-Za-z0-9]+$")
 
 
 def parse_fields(pairs: list[str], raw_json: str | None) -> dict:
@@ -99,6 +111,26 @@ def _local_address_towards(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    url = apicli.DEFAULT_URL
+    if len(argv) >= 2 and argv[0] == "--url":
+        url, argv = argv[1], argv[2:]
+    try:
+        if argv and API_NAME.match(argv[0]):
+            return apicli.run_api(url, argv[0], argv[1:])
+        if argv[:1] == ["shell"]:
+            return apicli.shell(url)
+    except (ValueError, requests.RequestException) as exc:
+        print(f"zfleet: {exc}", file=sys.stderr)
+        return 2
+    if argv[:1] in (["-h"], ["--help"]):
+        _parser().print_help()
+        print("\n" + apicli.list_apis(url))
+        return 0
+    return _agent_command(argv)
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="zfleet", description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     o.add_argument("url", help="the agent's base URL, e.g. http://127.0.0.1:7070")
     o.add_argument("--timeout", type=float, default=10.0)
     o.set_defaults(func=openapi)
-    args = ap.parse_args(argv)
+    sub.add_parser("shell", help="an interactive >>> prompt for the coordinator's API")
+    return ap
+
+
+def _agent_command(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, requests.RequestException, TimeoutError) as exc:

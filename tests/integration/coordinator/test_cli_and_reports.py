@@ -7,6 +7,7 @@ import requests
 
 from coordinator.app import build as build_coordinator
 from coordinator.cli import main as zfleet
+from coordinator.config import CoordinatorConfig
 from tests.fixtures.agents import ServedAgent
 
 pytestmark = pytest.mark.integration
@@ -28,8 +29,9 @@ def test_zfleet_call_sync_async_and_openapi(demo_agent, capsys):
     assert "async /demo/sleep" in out and "sync  /demo/start" in out
 
 
-def test_agent_reports_arrive_at_the_coordinator(demo_agent):
-    coordinator = ServedAgent(build_coordinator(None))
+def test_agent_reports_arrive_at_the_coordinator(demo_agent, tmp_path):
+    coordinator = ServedAgent(build_coordinator(CoordinatorConfig(data_dir=tmp_path,
+                                                                  background=False)))
     try:
         demo_agent.agent.reporter.url = coordinator.url + "/report"
         demo_agent.agent.reporter.send("/kvm/reportvmshutdown", {"vmUuid": "abc"})

@@ -1,0 +1,135 @@
+"""Host allocation: which host (and primary storage) a VM runs on.
+
+A host qualifies when it is Enabled and Connected, its cluster is attached to every L2
+the VM's L3s are on and to a primary storage that can take the VM's root volume, and it
+has the CPU and memory: ``allocatedCpu + cpu <= cpuNum x host/cpu.overProvisioning.ratio``
+and ``allocatedMemory + memory <= (totalMemory - reserved) x
+mevoco/overProvisioning.memory``, reserved being the larger of the agent's and
+``kvm/reservedMemory`` (HCI manual). The pick and the capacity it takes happen in one
+write transaction, so parallel creations never over-commit a host.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from coordinator.api import ApiError
+from coordinator.context import Context
+
+ACTIVE_STATES = ("Starting", "Running", "Rebooting", "Migrating", "Stopping", "Paused",
+                 "Unknown")
+
+
+@dataclass(frozen=True)
+class Need:
+    cpu: int
+    memory: int
+    l2_uuids: tuple[str, ...]
+    ps_filter: str | None = None  # primaryStorageUuidForRootVolume
+    zone_uuid: str | None = None
+    cluster_uuid: str | None = None
+    host_uuid: str | None = None
+    strategy: str | None = None
+
+
+def free_memory(ctx: Context, host: dict) -> int:
+    reserved = max(host["reserved_memory"] or 0, ctx.gconf.get("kvm", "reservedMemory"))
+    ratio = ctx.gconf.get("mevoco", "overProvisioning.memory")
+    return int((host["total_memory"] - reserved) * ratio) - host["allocated_memory"]
+
+
+def free_cpu(ctx: Context, host: dict) -> int:
+    ratio = ctx.gconf.get("host", "cpu.overProvisioning.ratio")
+    return int(host["cpu_num"] * ratio) - host["allocated_cpu"]
+
+
+def allocate(ctx: Context, need: Need, ps_ok) -> tuple[dict, dict]:
+    """(host, primary storage), with the host's capacity taken. ``ps_ok(ps)`` says if a
+    primary storage can hold the root volume (e.g. a Ceph one of the image's cluster).
+    Call inside ``ctx.db.tx()`` together with what else the VM takes."""
+    db = ctx.db
+    where, params = ["status = 'Connected'", "state = 'Enabled'"], []
+    for field, value in (("zone_uuid", need.zone_uuid), ("cluster_uuid", need.cluster_uuid),
+                         ("uuid", need.host_uuid)):
+        if value:
+            where.append(f"{field} = ?")
+            params.append(value)
+    hosts = db.find("host", " AND ".join(where), tuple(params))
+    if not hosts:
+        raise ApiError("no Connected and Enabled host" + _scope(need))
+    reasons: list[str] = []
+    candidates: list[tuple[dict, dict]] = []
+    clusters_of_l2 = {l2: {r[0] for r in db.conn().execute(
+        "SELECT cluster_uuid FROM l2_cluster WHERE l2_uuid = ?", (l2,))} for l2 in need.l2_uuids}
+    for host in hosts:
+        missing = [l2 for l2, clusters in clusters_of_l2.items()
+                   if host["cluster_uuid"] not in clusters]
+        if missing:
+            reasons.append(f"{host['name']}: its cluster is not attached to L2 {missing[0]}")
+            continue
+        storages = [ps for ps in db.find("primary_storage", "uuid IN (SELECT ps_uuid FROM "
+                                         "ps_cluster WHERE cluster_uuid = ?) AND state = "
+                                         "'Enabled'", (host["cluster_uuid"],))
+                    if (need.ps_filter in (None, ps["uuid"])) and ps_ok(ps)]
+        if not storages:
+            reasons.append(f"{host['name']}: no attached primary storage can hold the root "
+                           "volume")
+            continue
+        if free_cpu(ctx, host) < need.cpu:
+            reasons.append(f"{host['name']}: {free_cpu(ctx, host)} vCPUs free, "
+                           f"{need.cpu} needed")
+            continue
+        if free_memory(ctx, host) < need.memory:
+            reasons.append(f"{host['name']}: {free_memory(ctx, host) >> 20} MiB free, "
+                           f"{need.memory >> 20} MiB needed")
+            continue
+        candidates.append((host, storages[0]))
+    if not candidates:
+        raise ApiError("no host can take the VM" + _scope(need) + ": " + "; ".join(reasons))
+    host, ps = _pick(ctx, candidates, need.strategy or
+                     ctx.gconf.get("host", "allocator.strategy"))
+    db.conn().execute("UPDATE host SET allocated_cpu = allocated_cpu + ?, allocated_memory = "
+                      "allocated_memory + ? WHERE uuid = ?", (need.cpu, need.memory,
+                                                               host["uuid"]))
+    return host, ps
+
+
+def release(ctx: Context, host_uuid: str, cpu: int, memory: int) -> None:
+    with ctx.db.tx():
+        ctx.db.conn().execute(
+            "UPDATE host SET allocated_cpu = MAX(0, allocated_cpu - ?), allocated_memory = "
+            "MAX(0, allocated_memory - ?) WHERE uuid = ?", (cpu, memory, host_uuid))
+
+
+def take(ctx: Context, host: dict, cpu: int, memory: int) -> None:
+    """Capacity on a given host (starting a stopped VM where its volume is)."""
+    with ctx.db.tx():
+        host = ctx.db.get("host", host["uuid"])
+        if free_cpu(ctx, host) < cpu or free_memory(ctx, host) < memory:
+            raise ApiError(f"host {host['name']} has not the capacity: "
+                           f"{free_cpu(ctx, host)} vCPUs and {free_memory(ctx, host) >> 20} "
+                           f"MiB free, {cpu} and {memory >> 20} MiB needed")
+        ctx.db.conn().execute("UPDATE host SET allocated_cpu = allocated_cpu + ?, "
+                              "allocated_memory = allocated_memory + ? WHERE uuid = ?",
+                              (cpu, memory, host["uuid"]))
+
+
+def _pick(ctx: Context, candidates: list[tuple[dict, dict]], strategy: str):
+    if strategy == "LeastVmPreferredHostAllocatorStrategy":
+        marks = ",".join("?" * len(ACTIVE_STATES))
+        counts = {r[0]: r[1] for r in ctx.db.conn().execute(
+            f"SELECT host_uuid, COUNT(*) FROM vm WHERE state IN ({marks}) "
+            "GROUP BY host_uuid", ACTIVE_STATES)}
+        return min(candidates, key=lambda c: (counts.get(c[0]["uuid"], 0), c[0]["name"]))
+    if strategy == "MostMemoryHostAllocatorStrategy":
+        return max(candidates, key=lambda c: free_memory(ctx, c[0]))
+    return random.choice(candidates)
+
+
+def _scope(need: Need) -> str:
+    for what, value in (("host", need.host_uuid), ("cluster", need.cluster_uuid),
+                        ("zone", need.zone_uuid)):
+        if value:
+            return f" in {what} {value}"
+    return ""

@@ -1,0 +1,1 @@
+"""The API handlers, one module per area; each has ``register(apis)``."""

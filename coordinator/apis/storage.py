@@ -1,0 +1,331 @@
+"""Primary and backup storages: Ceph (seed 0.9: one cluster as both, copy-on-write
+everywhere) and local storage; attaching them; and what VM flows need of them (an
+image in the primary storage's cache, a root volume, a volume's VolumeTO).
+
+A Ceph storage is driven through the cephagent on one of its mons (``monUrls``,
+seed 0.9's ``sshUser:sshPassword@monIp[:sshPort][/?monPort=N]``); passwords are used
+for deployment only and never stored. A Ceph backup storage serves only the Ceph
+primary storages of the same cluster (fsid): the image goes from one pool to the other
+inside the cluster, never through a host.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import Field, field_validator
+
+from agentlib.types import AbsPath, DisplayName, Uuid
+from coordinator.agentclient import AgentCallError
+from coordinator.api import ApiError, ApiMessage, Apis
+from coordinator.apis import hosts as hostsmod
+from coordinator.apis.common import inventory_reply, require
+from coordinator.apis.hosts import agent_url
+from coordinator.context import Context
+from coordinator.db import new_uuid
+from coordinator.jobs import Deadline
+from coordinator.monurl import MonUrlError, parse_mon_url
+
+log = logging.getLogger(__name__)
+CEPHAGENT_PORT = 7762
+PS = "/ceph/primarystorage"
+BS = "/ceph/backupstorage"
+CACHE_SNAPSHOT = "cache"
+
+
+def _mon_urls(v: list[str]) -> list[str]:
+    for i, url in enumerate(v):
+        try:
+            parse_mon_url(url)
+        except MonUrlError as exc:
+            raise ValueError(f"monUrls.{i}: {exc}") from None
+    return v
+
+
+class AddCephPrimaryStorageMsg(ApiMessage):
+    name: DisplayName
+    zone_uuid: Uuid
+    mon_urls: list[str] = Field(min_length=1)
+    root_volume_pool_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    data_volume_pool_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    image_cache_pool_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    agent_port: int = Field(CEPHAGENT_PORT, ge=1, le=65535,
+                            description="zfleet: where the mons' cephagent listens")
+    description: str = ""
+    resource_uuid: Uuid | None = None
+
+    _check_mons = field_validator("mon_urls")(_mon_urls)
+
+
+class AddCephBackupStorageMsg(ApiMessage):
+    name: DisplayName
+    mon_urls: list[str] = Field(min_length=1)
+    pool_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    agent_port: int = Field(CEPHAGENT_PORT, ge=1, le=65535)
+    description: str = ""
+    resource_uuid: Uuid | None = None
+
+    _check_mons = field_validator("mon_urls")(_mon_urls)
+
+
+class AddLocalPrimaryStorageMsg(ApiMessage):
+    name: DisplayName
+    zone_uuid: Uuid
+    url: AbsPath = Field(description="the directory on each host")
+    description: str = ""
+    resource_uuid: Uuid | None = None
+
+
+class PsClusterMsg(ApiMessage):
+    primary_storage_uuid: Uuid
+    cluster_uuid: Uuid
+
+
+class BsZoneMsg(ApiMessage):
+    backup_storage_uuid: Uuid
+    zone_uuid: Uuid
+
+
+class UuidMsg(ApiMessage):
+    uuid: Uuid
+
+
+# -- where the agents are ---------------------------------------------------------------
+def ceph_agent_urls(storage: dict) -> list[str]:
+    """The cephagent of each mon, in the order given."""
+    port = storage["config"]["agentPort"]
+    return [f"http://{mon}:{port}" for mon in storage["config"]["monHosts"]]
+
+
+def ceph_call(ctx: Context, storage: dict, path: str, body: dict,
+              deadline: Deadline | None = None) -> dict:
+    """A cephagent command on the first mon whose agent answers."""
+    errors = []
+    for url in ceph_agent_urls(storage):
+        try:
+            if deadline is not None:
+                return ctx.agents.call_async(url, path, body, deadline.left())
+            return ctx.agents.call(url, path, body)
+        except AgentCallError as exc:
+            if not exc.unreachable:
+                raise ApiError(f"{storage['name']}: {exc}") from None
+            errors.append(str(exc))
+    raise ApiError(f"{storage['name']}: no cephagent answers: {'; '.join(errors)}")
+
+
+def _capacity(reply: dict) -> dict:
+    return {k: reply[c] for k, c in (("total_capacity", "totalCapacity"),
+                                     ("available_capacity", "availableCapacity"))
+            if reply.get(c) is not None}
+
+
+# -- what VM flows use ------------------------------------------------------------------
+def prepare_host(ctx: Context, ps: dict, host: dict) -> None:
+    """What a host needs before it runs a VM with volumes on ``ps``."""
+    if ps["type"] == "Ceph":
+        ctx.agents.call(agent_url(host), "/vm/createcephsecret", {
+            "uuid": ps["config"]["secretUuid"], "userKey": ps["config"]["userKey"],
+            "userName": "admin"})
+    elif ps["type"] == "LocalStorage":
+        ctx.agents.call(agent_url(host), "/localstorage/init", {"path": ps["url"]})
+
+
+def image_cache(ctx: Context, ps: dict, image: dict, deadline: Deadline) -> str:
+    """The image in ``ps``'s cache (made once, however many VMs ask at once): the
+    protected snapshot volumes are cloned from."""
+    if ps["type"] != "Ceph":
+        raise ApiError(f"primary storage {ps['name']}: images for {ps['type']} come with "
+                       "the SFTP backup storage (not in this coordinator yet)")
+    with ctx.locks.hold(f"imagecache:{ps['uuid']}:{image['uuid']}"):
+        cached = ctx.db.find("image_cache", "ps_uuid = ? AND host_uuid = '' AND "
+                             "image_uuid = ? AND status = 'Ready'", (ps["uuid"], image["uuid"]))
+        if cached:
+            return cached[0]["install_path"]
+        src = _image_on_same_cluster(ctx, ps, image)
+        dst = f"ceph://{ps['config']['imageCachePoolName']}/{image['uuid']}"
+        snapshot = f"{dst}@{CACHE_SNAPSHOT}"
+        deadline.check("image cache")
+        ceph_call(ctx, ps, f"{PS}/volume/cp", {"srcPath": src, "dstPath": dst}, deadline)
+        ceph_call(ctx, ps, f"{PS}/snapshot/commit", {"snapshotPath": snapshot})
+        ctx.db.conn().execute("DELETE FROM image_cache WHERE ps_uuid = ? AND host_uuid = '' "
+                              "AND image_uuid = ?", (ps["uuid"], image["uuid"]))
+        ctx.db.insert("image_cache", {"uuid": new_uuid(), "ps_uuid": ps["uuid"],
+                                      "image_uuid": image["uuid"], "install_path": snapshot,
+                                      "status": "Ready", "size": image["size"]})
+        log.info("image %s cached in primary storage %s at %s", image["name"], ps["name"],
+                 snapshot)
+        return snapshot
+
+
+def _image_on_same_cluster(ctx: Context, ps: dict, image: dict) -> str:
+    refs = ctx.db.conn().execute(
+        "SELECT r.install_path, b.fsid FROM image_bs r JOIN backup_storage b ON "
+        "b.uuid = r.bs_uuid WHERE r.image_uuid = ? AND r.status = 'Ready' AND "
+        "b.type = 'Ceph'", (image["uuid"],)).fetchall()
+    for path, fsid in refs:
+        if fsid == ps["fsid"]:
+            return path
+    raise ApiError(f"image {image['name']} is on no Ceph backup storage of the cluster of "
+                   f"primary storage {ps['name']} (fsid {ps['fsid']}); seed 0.9: a Ceph "
+                   "backup storage serves only the primary storage of the same cluster")
+
+
+def create_root_volume(ctx: Context, ps: dict, image: dict, volume_uuid: str,
+                       size: int, deadline: Deadline) -> str:
+    """A copy-on-write clone of the cached image, grown to ``size`` if larger."""
+    snapshot = image_cache(ctx, ps, image, deadline)
+    path = f"ceph://{ps['config']['rootVolumePoolName']}/{volume_uuid}"
+    ceph_call(ctx, ps, f"{PS}/volume/clone", {"srcPath": snapshot, "dstPath": path})
+    if size > image["size"]:
+        ceph_call(ctx, ps, f"{PS}/volume/resize", {"installPath": path, "size": size})
+    return path
+
+
+def delete_volume(ctx: Context, ps: dict, install_path: str) -> None:
+    if ps["type"] == "Ceph":
+        ceph_call(ctx, ps, f"{PS}/delete", {"installPath": install_path})
+
+
+def volume_to(ps: dict, volume: dict) -> dict:
+    """The VolumeTO of ``volume`` for kvmagent's /vm/start."""
+    to = {"volumeUuid": volume["uuid"], "deviceId": volume["device_id"] or 0,
+          "installPath": volume["install_path"]}
+    if ps["type"] == "Ceph":
+        to.update(deviceType="ceph", format="raw", secretUuid=ps["config"]["secretUuid"],
+                  monInfo=[{"hostname": m["host"], "port": m["port"]}
+                           for m in ps["config"]["mons"]])
+    return to
+
+
+def _mons_of(reply: dict) -> list[dict]:
+    out = []
+    for m in reply.get("mons") or []:
+        host, _, port = m["addr"].rpartition(":")
+        out.append({"host": host, "port": int(port)})
+    return out
+
+
+def _on_host_connect(ctx: Context, host_uuid: str) -> None:
+    """A (re)connected host gets the secrets and directories of its cluster's storages."""
+    host = ctx.db.get("host", host_uuid)
+    for ps in ctx.db.find("primary_storage", "uuid IN (SELECT ps_uuid FROM ps_cluster "
+                          "WHERE cluster_uuid = ?)", (host["cluster_uuid"],)):
+        try:
+            prepare_host(ctx, ps, host)
+        except AgentCallError as exc:
+            log.warning("host %s: primary storage %s not prepared: %s", host["name"],
+                        ps["name"], exc)
+
+
+def register(apis: Apis) -> None:
+    hostsmod.ON_CONNECT.append(_on_host_connect)
+
+    def mon_config(mon_urls: list[str], port: int) -> dict:
+        return {"monHosts": [parse_mon_url(u).host for u in mon_urls], "agentPort": port,
+                "monUrls": [_without_password(u) for u in mon_urls]}
+
+    @apis.register("AddCephPrimaryStorage", long=True)
+    def add_ceph_ps(msg: AddCephPrimaryStorageMsg, ctx: Context, deadline) -> dict:
+        """Add a Ceph cluster as primary storage: pools checked or created by the agent."""
+        require(ctx, "zone", msg.zone_uuid, "zoneUuid")
+        uuid = msg.resource_uuid or new_uuid()
+        draft = {"name": msg.name, "config": mon_config(msg.mon_urls, msg.agent_port)}
+        pools = {"rootVolumePoolName": msg.root_volume_pool_name,
+                 "dataVolumePoolName": msg.data_volume_pool_name,
+                 "imageCachePoolName": msg.image_cache_pool_name}
+        body = {"uuid": uuid, **{k: v for k, v in pools.items() if v}}
+        reply = ceph_call(ctx, draft, f"{PS}/init", body)
+        config = {**draft["config"], "secretUuid": uuid, "userKey": reply["userKey"],
+                  "mons": _mons_of(reply), "rootVolumePoolName": reply["rootVolumePoolName"],
+                  "dataVolumePoolName": reply["dataVolumePoolName"],
+                  "imageCachePoolName": reply["imageCachePoolName"]}
+        ctx.db.insert("primary_storage", {"uuid": uuid, "name": msg.name, "type": "Ceph",
+                                          "zone_uuid": msg.zone_uuid, "url": "ceph",
+                                          "description": msg.description,
+                                          "fsid": reply["fsid"], "config": config,
+                                          **_capacity(reply)})
+        return inventory_reply(ctx, "primary_storage", uuid)
+
+    @apis.register("AddCephBackupStorage", long=True)
+    def add_ceph_bs(msg: AddCephBackupStorageMsg, ctx: Context, deadline) -> dict:
+        """Add a Ceph cluster as backup storage (images in one pool)."""
+        uuid = msg.resource_uuid or new_uuid()
+        draft = {"name": msg.name, "config": mon_config(msg.mon_urls, msg.agent_port)}
+        body = {"uuid": uuid, **({"poolName": msg.pool_name} if msg.pool_name else {})}
+        reply = ceph_call(ctx, draft, f"{BS}/init", body)
+        config = {**draft["config"], "poolName": reply["poolName"]}
+        ctx.db.insert("backup_storage", {"uuid": uuid, "name": msg.name, "type": "Ceph",
+                                         "url": "ceph", "description": msg.description,
+                                         "hostname": draft["config"]["monHosts"][0],
+                                         "agent_port": msg.agent_port, "fsid": reply["fsid"],
+                                         "config": config, **_capacity(reply)})
+        return inventory_reply(ctx, "backup_storage", uuid)
+
+    @apis.register("AddLocalPrimaryStorage")
+    def add_local_ps(msg: AddLocalPrimaryStorageMsg, ctx: Context) -> dict:
+        """Add local storage: the directory ``url`` on each host of attached clusters."""
+        require(ctx, "zone", msg.zone_uuid, "zoneUuid")
+        uuid = msg.resource_uuid or new_uuid()
+        ctx.db.insert("primary_storage", {"uuid": uuid, "name": msg.name,
+                                          "type": "LocalStorage", "zone_uuid": msg.zone_uuid,
+                                          "url": msg.url, "description": msg.description,
+                                          "config": {}})
+        return inventory_reply(ctx, "primary_storage", uuid)
+
+    @apis.register("AttachPrimaryStorageToCluster", long=True)
+    def attach_ps(msg: PsClusterMsg, ctx: Context, deadline) -> dict:
+        """Prepare every connected host of the cluster for the storage, then attach."""
+        ps = require(ctx, "primary_storage", msg.primary_storage_uuid, "primaryStorageUuid")
+        cluster = require(ctx, "cluster", msg.cluster_uuid, "clusterUuid")
+        if cluster["zone_uuid"] != ps["zone_uuid"]:
+            raise ApiError("clusterUuid: the cluster is in another zone than the storage")
+        for host in ctx.db.find("host", "cluster_uuid = ? AND status = 'Connected'",
+                                (cluster["uuid"],)):
+            try:
+                prepare_host(ctx, ps, host)
+            except AgentCallError as exc:
+                raise ApiError(f"host {host['name']}: {exc}") from None
+        with ctx.db.tx():
+            ctx.db.conn().execute("INSERT OR IGNORE INTO ps_cluster VALUES (?, ?)",
+                                  (ps["uuid"], cluster["uuid"]))
+        return inventory_reply(ctx, "primary_storage", ps["uuid"])
+
+    @apis.register("DetachPrimaryStorageFromCluster")
+    def detach_ps(msg: PsClusterMsg, ctx: Context) -> dict:
+        """Detach: no new volumes there from that cluster (running VMs keep theirs)."""
+        with ctx.db.tx():
+            ctx.db.conn().execute("DELETE FROM ps_cluster WHERE ps_uuid = ? AND "
+                                  "cluster_uuid = ?", (msg.primary_storage_uuid,
+                                                       msg.cluster_uuid))
+        return inventory_reply(ctx, "primary_storage", msg.primary_storage_uuid)
+
+    @apis.register("AttachBackupStorageToZone")
+    def attach_bs(msg: BsZoneMsg, ctx: Context) -> dict:
+        """Let the zone's VMs use images of this backup storage."""
+        require(ctx, "backup_storage", msg.backup_storage_uuid, "backupStorageUuid")
+        require(ctx, "zone", msg.zone_uuid, "zoneUuid")
+        with ctx.db.tx():
+            ctx.db.conn().execute("INSERT OR IGNORE INTO bs_zone VALUES (?, ?)",
+                                  (msg.backup_storage_uuid, msg.zone_uuid))
+        return inventory_reply(ctx, "backup_storage", msg.backup_storage_uuid)
+
+    @apis.register("DeletePrimaryStorage")
+    def delete_ps(msg: UuidMsg, ctx: Context) -> dict:
+        """Delete a primary storage no volume is on."""
+        require(ctx, "primary_storage", msg.uuid, "uuid")
+        if ctx.db.find("volume", "ps_uuid = ? AND status != 'Deleted'", (msg.uuid,)):
+            raise ApiError(f"uuid: primary storage {msg.uuid} still holds volumes")
+        ctx.db.delete("primary_storage", msg.uuid)
+        return {}
+
+    @apis.register("DeleteBackupStorage")
+    def delete_bs(msg: UuidMsg, ctx: Context) -> dict:
+        """Delete a backup storage from the inventory (its images lose this copy)."""
+        require(ctx, "backup_storage", msg.uuid, "uuid")
+        ctx.db.delete("backup_storage", msg.uuid)
+        return {}
+
+
+def _without_password(url: str) -> str:
+    m = parse_mon_url(url)
+    return f"{m.ssh_user}@{m.host}:{m.ssh_port}/?monPort={m.mon_port}"

@@ -1,0 +1,345 @@
+"""VM instances: create (end to end across the agents), start, stop, reboot, destroy,
+console address, boot order.
+
+CreateVmInstance is a flow (:mod:`coordinator.flow`): allocate host, primary storage,
+IPs and capacity in one transaction -> the root volume (a clone of the image's cache,
+made once per image) -> the host prepared for the storage -> bridge, DHCP entry and user
+data for each NIC on the host -> ``/vm/start``. A failing step undoes the ones before it
+and the error names the step.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Literal
+
+from pydantic import Field
+
+from agentlib.types import DisplayName, Uuid
+from coordinator import allocator, ipam
+from coordinator.agentclient import AgentCallError
+from coordinator.api import ApiError, ApiMessage, Apis
+from coordinator.apis import networks, storage
+from coordinator.apis.common import inventory_reply, require, tags
+from coordinator.apis.hosts import agent_url
+from coordinator.context import Context
+from coordinator.db import new_uuid, now
+from coordinator.flow import Flow
+from coordinator.jobs import Deadline
+
+log = logging.getLogger(__name__)
+BOOT_DEVICES = {"HardDisk": "hd", "CdRom": "cdrom"}
+
+
+class CreateVmInstanceMsg(ApiMessage):
+    name: DisplayName
+    instance_offering_uuid: Uuid
+    image_uuid: Uuid
+    l3_network_uuids: list[Uuid] = Field(min_length=1)
+    default_l3_network_uuid: Uuid | None = None
+    root_disk_offering_uuid: Uuid | None = None
+    zone_uuid: Uuid | None = None
+    cluster_uuid: Uuid | None = None
+    host_uuid: Uuid | None = None
+    primary_storage_uuid_for_root_volume: Uuid | None = None
+    strategy: Literal["InstantStart", "JustCreate"] = "InstantStart"
+    description: str = ""
+    resource_uuid: Uuid | None = None
+
+
+class VmUuidMsg(ApiMessage):
+    uuid: Uuid
+
+
+class StopVmMsg(VmUuidMsg):
+    type: Literal["grace", "cold"] = "grace"
+
+
+class SetVmBootOrderMsg(VmUuidMsg):
+    boot_order: list[Literal["HardDisk", "CdRom"]] = Field(min_length=1, max_length=2)
+
+
+def _mac() -> str:
+    # locally administered, unicast; the UNIQUE constraint catches the rare repeat
+    return "fa:" + ":".join(f"{random.randrange(256):02x}" for _ in range(5))
+
+
+def _userdata(system_tags: list[str]) -> str | None:
+    """The ``userdata::`` tag; a one-line value with literal ``\\n`` (as the seeds' CLI
+    examples give it) gets its newlines back."""
+    values = tags(system_tags, "userdata")
+    if not values:
+        return None
+    text = values[-1]
+    return text.replace("\\n", "\n") if "\n" not in text else text
+
+
+def _vm_tags(ctx: Context, vm_uuid: str) -> list[str]:
+    return [r["tag"] for r in ctx.db.find("system_tag", "resource_uuid = ? ORDER BY created",
+                                          (vm_uuid,))]
+
+
+def start_cmd(ctx: Context, vm: dict, timeout: float) -> dict:
+    """kvmagent's StartVmCmd for ``vm`` as the database has it."""
+    nics, volumes = [], []
+    for nic in ctx.db.find("vm_nic", "vm_uuid = ? ORDER BY device_id", (vm["uuid"],)):
+        l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
+        l2 = ctx.db.get("l2_network", l3["l2_network_uuid"])
+        nics.append({"uuid": nic["uuid"], "mac": nic["mac"], "deviceId": nic["device_id"],
+                     "bridgeName": networks.bridge_name(l2)})
+    for vol in ctx.db.find("volume", "vm_uuid = ? AND status = 'Ready' ORDER BY device_id",
+                           (vm["uuid"],)):
+        volumes.append(storage.volume_to(ctx.db.get("primary_storage", vol["ps_uuid"]), vol))
+    root = next(v for v in volumes if v["volumeUuid"] == vm["root_volume_uuid"])
+    return {"vmInstanceUuid": vm["uuid"], "vmName": vm["name"], "memory": vm["memory_size"],
+            "cpuNum": vm["cpu_num"], "cpuSpeed": vm["cpu_speed"] or 0,
+            "bootDev": [BOOT_DEVICES[b] for b in vm.get("boot_order") or ["HardDisk"]],
+            "rootVolume": root, "dataVolumes": [v for v in volumes if v is not root],
+            "nics": nics, "timeout": max(1.0, timeout),
+            "consoleMode": ctx.gconf.get("kvm", "vm.consoleMode"),
+            "cpuMode": ctx.gconf.get("kvm", "vm.cpuMode"),
+            "cacheMode": ctx.gconf.get("kvm", "vm.cacheMode")}
+
+
+def network_on_host(ctx: Context, vm: dict, host: dict) -> None:
+    """Bridges, DHCP entries and user data of all the VM's NICs on ``host``."""
+    system_tags = _vm_tags(ctx, vm["uuid"])
+    ssh_keys = tags(system_tags, "sshkey")
+    for nic in ctx.db.find("vm_nic", "vm_uuid = ? ORDER BY device_id", (vm["uuid"],)):
+        networks.apply_nic(ctx, host, vm, nic,
+                           nic["l3_network_uuid"] == vm["default_l3_network_uuid"],
+                           _userdata(system_tags), ssh_keys[-1] if ssh_keys else None)
+
+
+def release_network_on_host(ctx: Context, vm: dict, host: dict) -> None:
+    for nic in ctx.db.find("vm_nic", "vm_uuid = ?", (vm["uuid"],)):
+        networks.release_nic(ctx, host, nic)
+
+
+def _call_host(ctx: Context, host: dict, path: str, body: dict,
+               deadline: Deadline | None = None) -> dict:
+    try:
+        if deadline is not None:
+            return ctx.agents.call_async(agent_url(host), path, body, deadline.left())
+        return ctx.agents.call(agent_url(host), path, body)
+    except AgentCallError as exc:
+        raise ApiError(f"host {host['name']}: {exc}") from None
+
+
+def _delete_rows(ctx: Context, vm_uuid: str) -> None:
+    with ctx.db.tx():
+        ipam.release(ctx.db, vm_uuid)
+        ctx.db.conn().execute("DELETE FROM volume WHERE vm_uuid = ?", (vm_uuid,))
+        ctx.db.conn().execute("DELETE FROM system_tag WHERE resource_uuid = ?", (vm_uuid,))
+        ctx.db.conn().execute("DELETE FROM vm WHERE uuid = ?", (vm_uuid,))
+
+
+def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
+    offering = require(ctx, "instance_offering", msg.instance_offering_uuid,
+                       "instanceOfferingUuid")
+    image = require(ctx, "image", msg.image_uuid, "imageUuid")
+    if image["status"] != "Ready":
+        raise ApiError(f"imageUuid: image {image['name']} is {image['status']}, not Ready")
+    l3s = [require(ctx, "l3_network", u, f"l3NetworkUuids.{i}")
+           for i, u in enumerate(msg.l3_network_uuids)]
+    default_l3 = msg.default_l3_network_uuid or l3s[0]["uuid"]
+    if default_l3 not in msg.l3_network_uuids:
+        raise ApiError("defaultL3NetworkUuid: not one of l3NetworkUuids")
+    root_size = image["size"]
+    if msg.root_disk_offering_uuid:
+        root_size = max(root_size, require(ctx, "disk_offering", msg.root_disk_offering_uuid,
+                                           "rootDiskOfferingUuid")["disk_size"])
+    static = {}
+    for value in tags(msg.system_tags, "staticIp"):
+        l3_uuid, _, ip = value.partition("::")
+        static[l3_uuid] = ip
+    need = allocator.Need(offering["cpu_num"], offering["memory_size"],
+                          tuple(dict.fromkeys(l3["l2_network_uuid"] for l3 in l3s)),
+                          msg.primary_storage_uuid_for_root_volume, msg.zone_uuid,
+                          msg.cluster_uuid, msg.host_uuid, offering["allocator_strategy"]
+                          if offering["allocator_strategy"] != "DefaultHostAllocatorStrategy"
+                          else None)
+    uuid = msg.resource_uuid or new_uuid()
+    root_uuid = new_uuid()
+    flow = Flow(f"CreateVmInstance {msg.name}", deadline)
+
+    def allocate() -> tuple[dict, dict]:
+        with ctx.db.tx() as db:
+            host, ps = allocator.allocate(ctx, need, lambda p: _can_hold(ctx, p, image))
+            db["vm"].insert({
+                "uuid": uuid, "name": msg.name, "description": msg.description,
+                "zone_uuid": host["zone_uuid"], "cluster_uuid": host["cluster_uuid"],
+                "host_uuid": host["uuid"], "last_host_uuid": host["uuid"],
+                "image_uuid": image["uuid"], "instance_offering_uuid": offering["uuid"],
+                "root_volume_uuid": root_uuid, "default_l3_network_uuid": default_l3,
+                "state": "Starting", "cpu_num": offering["cpu_num"],
+                "cpu_speed": offering["cpu_speed"], "memory_size": offering["memory_size"],
+                "allocator_strategy": offering["allocator_strategy"], "platform":
+                image["platform"], "boot_order_json": '["HardDisk"]', "created": now(),
+                "updated": now()})
+            for i, l3 in enumerate(l3s):
+                ip = ipam.allocate(ctx.db, l3["uuid"], uuid, wanted=static.get(l3["uuid"]))
+                db["vm_nic"].insert({"uuid": new_uuid(), "vm_uuid": uuid,
+                                     "l3_network_uuid": l3["uuid"], "ip": ip["ip"],
+                                     "netmask": ip["netmask"], "gateway": ip["gateway"],
+                                     "mac": _mac(), "device_id": i, "created": now(),
+                                     "updated": now()})
+            db["volume"].insert({"uuid": root_uuid, "name": f"ROOT-for-{msg.name}",
+                                 "vm_uuid": uuid, "ps_uuid": ps["uuid"], "type": "Root",
+                                 "root_image_uuid": image["uuid"], "format": "raw",
+                                 "size": root_size, "device_id": 0, "status": "Creating",
+                                 "created": now(), "updated": now()})
+            for tag in msg.system_tags:
+                db["system_tag"].insert({"uuid": new_uuid(), "resource_uuid": uuid,
+                                         "resource_type": "VmInstanceVO", "tag": tag,
+                                         "created": now(), "updated": now()})
+        return host, ps
+
+    def unallocate() -> None:
+        allocator.release(ctx, host["uuid"], offering["cpu_num"], offering["memory_size"])
+        _delete_rows(ctx, uuid)
+
+    host, ps = flow.step("allocate host, storage and IPs", allocate, unallocate)
+    path = flow.step("create root volume", lambda: storage.create_root_volume(
+        ctx, ps, image, root_uuid, root_size, deadline),
+        lambda: storage.delete_volume(ctx, ps, f"ceph://{ps['config']['rootVolumePoolName']}"
+                                      f"/{root_uuid}"))
+    ctx.db.update("volume", root_uuid, install_path=path, status="Ready")
+    flow.step("prepare host for the storage", lambda: storage.prepare_host(ctx, ps, host))
+    vm = ctx.db.get("vm", uuid)
+    flow.step("network on host", lambda: network_on_host(ctx, vm, host),
+              lambda: release_network_on_host(ctx, vm, host))
+    if msg.strategy == "InstantStart":
+        flow.step("start VM", lambda: _call_host(ctx, host, "/vm/start",
+                                                 start_cmd(ctx, vm, deadline.left()),
+                                                 deadline),
+                  lambda: _call_host(ctx, host, "/vm/destroy", {"uuid": uuid}))
+        ctx.db.update("vm", uuid, state="Running")
+    else:
+        allocator.release(ctx, host["uuid"], offering["cpu_num"], offering["memory_size"])
+        ctx.db.update("vm", uuid, state="Stopped")
+    log.info("VM %s (%s) %s on host %s", msg.name, uuid,
+             "running" if msg.strategy == "InstantStart" else "created", host["name"])
+    return inventory_reply(ctx, "vm", uuid)
+
+
+def _can_hold(ctx: Context, ps: dict, image: dict) -> bool:
+    """Can ``ps`` take a root volume of ``image``? (Ceph: a Ceph backup storage of the
+    same cluster holds it.)"""
+    if ps["type"] != "Ceph":
+        return False
+    return bool(ctx.db.conn().execute(
+        "SELECT 1 FROM image_bs r JOIN backup_storage b ON b.uuid = r.bs_uuid WHERE "
+        "r.image_uuid = ? AND r.status = 'Ready' AND b.type = 'Ceph' AND b.fsid = ?",
+        (image["uuid"], ps["fsid"])).fetchone())
+
+
+def register(apis: Apis) -> None:
+    @apis.register("CreateVmInstance", long=True)
+    def create_vm(msg: CreateVmInstanceMsg, ctx: Context, deadline: Deadline) -> dict:
+        """Create a VM from an image on L3 networks, and start it (InstantStart)."""
+        return create(ctx, msg, deadline)
+
+    @apis.register("StartVmInstance", long=True)
+    def start_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
+        """Start a stopped VM on the host it last ran on (where its volumes are usable)."""
+        vm = require(ctx, "vm", msg.uuid, "uuid")
+        with ctx.locks.hold(f"vm:{vm['uuid']}"):
+            vm = ctx.db.get("vm", vm["uuid"])
+            if vm["state"] == "Running":
+                return inventory_reply(ctx, "vm", vm["uuid"])
+            if vm["state"] not in ("Stopped", "Created"):
+                raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}; only a Stopped VM "
+                               "can be started")
+            host = ctx.db.get("host", vm["last_host_uuid"])
+            if host["status"] != "Connected":
+                raise ApiError(f"host {host['name']} of VM {vm['name']} is {host['status']}")
+            flow = Flow(f"StartVmInstance {vm['name']}", deadline)
+            flow.step("reserve capacity", lambda: allocator.take(
+                ctx, host, vm["cpu_num"], vm["memory_size"]), lambda: allocator.release(
+                ctx, host["uuid"], vm["cpu_num"], vm["memory_size"]))
+            ctx.db.update("vm", vm["uuid"], state="Starting")
+            flow.step("network on host", lambda: network_on_host(ctx, vm, host))
+            try:
+                flow.step("start VM", lambda: _call_host(
+                    ctx, host, "/vm/start", start_cmd(ctx, vm, deadline.left()), deadline))
+            except ApiError:
+                ctx.db.update("vm", vm["uuid"], state="Stopped")
+                raise
+            ctx.db.update("vm", vm["uuid"], state="Running", host_uuid=host["uuid"])
+        return inventory_reply(ctx, "vm", vm["uuid"])
+
+    @apis.register("StopVmInstance", long=True)
+    def stop_vm(msg: StopVmMsg, ctx: Context, deadline: Deadline) -> dict:
+        """Stop a VM: ACPI power-off (grace), forced after the agent's timeout; or cold."""
+        vm = require(ctx, "vm", msg.uuid, "uuid")
+        with ctx.locks.hold(f"vm:{vm['uuid']}"):
+            vm = ctx.db.get("vm", vm["uuid"])
+            if vm["state"] in ("Stopped", "Created"):
+                return inventory_reply(ctx, "vm", vm["uuid"])
+            host = require(ctx, "host", vm["host_uuid"], "uuid")
+            ctx.db.update("vm", vm["uuid"], state="Stopping")
+            path = "/vm/stop" if msg.type == "grace" else "/vm/destroy"
+            try:
+                _call_host(ctx, host, path, {"uuid": vm["uuid"]})
+            except ApiError:
+                ctx.db.update("vm", vm["uuid"], state=vm["state"])
+                raise
+            allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
+            ctx.db.update("vm", vm["uuid"], state="Stopped", host_uuid=None)
+        return inventory_reply(ctx, "vm", vm["uuid"])
+
+    @apis.register("RebootVmInstance", long=True)
+    def reboot_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
+        """Reboot a running VM."""
+        vm = require(ctx, "vm", msg.uuid, "uuid")
+        if vm["state"] != "Running":
+            raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Running")
+        _call_host(ctx, ctx.db.get("host", vm["host_uuid"]), "/vm/reboot", {"uuid": vm["uuid"]})
+        return inventory_reply(ctx, "vm", vm["uuid"])
+
+    @apis.register("DestroyVmInstance", long=True)
+    def destroy_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
+        """Destroy a VM: the domain, its DHCP/user data, its root volume, its IPs."""
+        vm = require(ctx, "vm", msg.uuid, "uuid")
+        with ctx.locks.hold(f"vm:{vm['uuid']}"):
+            vm = ctx.db.get("vm", vm["uuid"])
+            host_uuid = vm["host_uuid"] or vm["last_host_uuid"]
+            host = ctx.db.get("host", host_uuid) if host_uuid else None
+            if host is not None:
+                if vm["host_uuid"]:
+                    _call_host(ctx, host, "/vm/destroy", {"uuid": vm["uuid"]})
+                    allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
+                release_network_on_host(ctx, vm, host)
+            for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "
+                                   "install_path IS NOT NULL", (vm["uuid"],)):
+                storage.delete_volume(ctx, ctx.db.get("primary_storage", vol["ps_uuid"]),
+                                      vol["install_path"])
+            _delete_rows(ctx, vm["uuid"])
+        log.info("VM %s (%s) destroyed", vm["name"], vm["uuid"])
+        return {}
+
+    @apis.register("GetVmConsoleAddress")
+    def console_address(msg: VmUuidMsg, ctx: Context) -> dict:
+        """The VNC/SPICE address of a running VM's console."""
+        vm = require(ctx, "vm", msg.uuid, "uuid")
+        if vm["state"] != "Running":
+            raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Running")
+        host = ctx.db.get("host", vm["host_uuid"])
+        reply = _call_host(ctx, host, "/vm/getvncport", {"vmUuid": vm["uuid"]})
+        return {"hostIp": host["management_ip"], "port": reply["port"],
+                "protocol": reply["protocol"]}
+
+    @apis.register("SetVmBootOrder")
+    def set_boot_order(msg: SetVmBootOrderMsg, ctx: Context) -> dict:
+        """Boot devices in order (HardDisk, CdRom), used from the next start."""
+        require(ctx, "vm", msg.uuid, "uuid")
+        ctx.db.update("vm", msg.uuid, boot_order=list(msg.boot_order))
+        return inventory_reply(ctx, "vm", msg.uuid)
+
+    @apis.register("GetVmBootOrder")
+    def get_boot_order(msg: VmUuidMsg, ctx: Context) -> dict:
+        """The VM's boot devices in order."""
+        return {"order": require(ctx, "vm", msg.uuid, "uuid").get("boot_order") or
+                ["HardDisk"]}
