@@ -84,12 +84,12 @@ def register(agent: Agent, client: CephClient, images: RbdImages,
         path = RbdPath.parse(cmd.install_path)
         task.check_cancelled()
         with image_lock(agent, path):
-            progress = board.start(cmd.volume_uuid or str(path), None, task_uuid=task.uuid,
+            size = images.size(path).size
+            progress = board.start(cmd.volume_uuid or str(path), size, task_uuid=task.uuid,
                                    stage="flatten")
 
-            def on_progress(done: int, total: int) -> int:
-                progress.total = total
-                progress.add(done - progress.bytes_done)  # objects, not bytes
+            def on_progress(done: int, total: int) -> int:  # librbd counts objects
+                progress.add(done * size // max(total, 1) - progress.bytes_done)
                 return 0
 
             images.flatten(path, on_progress)
