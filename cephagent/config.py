@@ -24,12 +24,12 @@ class CephAgentConfig(AgentConfig):
         "(client_mount_timeout, rados_mon_op_timeout, rados_osd_op_timeout)",
     )
     file_url_roots: list[Path] = Field(
-        default_factory=list,
+        [],
         description="directories image/download may read file:// URLs from "
         "(comma-separated; none = file URLs refused)",
     )
     tmp_dir: Path | None = Field(
-        None, description="where a qcow2 download waits for conversion (default: DATA_DIR/tmp)"
+        None, description="where a qcow2 download waits for conversion (none: DATA_DIR/tmp)"
     )
 
     @field_validator("file_url_roots", mode="before")
