@@ -170,6 +170,7 @@ class ImageDownloader:
             except shell.CommandFailed as exc:
                 raise DownloadError(f"converting the qcow2 image to raw in {tmp}: {exc}"
                                     ) from None
+            check_cancelled()  # a cancel during the conversion takes effect here
         return Downloaded(virtual, downloaded, digest, "qcow2")
 
     def _check_qcow2(self, path: Path) -> int:
