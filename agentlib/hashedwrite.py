@@ -35,21 +35,23 @@ class _Hasher(threading.Thread):
             self.hash.update(chunk)
 
 
-def write_hashed(chunks: Iterable[bytes], path: Path, *, algorithm: str = "md5",
+def write_hashed(chunks: Iterable[bytes], path: Path, *, algorithm: str | None = "md5",
                  progress: Progress | None = None,
                  check_cancelled: Callable[[], None] = lambda: None) -> tuple[str, int]:
     """Write ``chunks`` to the new file ``path`` (it must not exist) and fsync it;
-    returns (hex digest, size). Errors (ENOSPC included) propagate as they are; the
-    caller removes ``path``."""
-    hasher = _Hasher(algorithm)
-    hasher.start()
+    returns (hex digest, size); ``algorithm`` None skips the hash (digest ""). Errors
+    (ENOSPC included) propagate as they are; the caller removes ``path``."""
+    hasher = _Hasher(algorithm) if algorithm else None
+    if hasher is not None:
+        hasher.start()
     size = flushed = 0
     try:
         with open(path, "xb") as out:
             fd = out.fileno()
             for chunk in chunks:
                 check_cancelled()
-                hasher.queue.put(chunk)
+                if hasher is not None:
+                    hasher.queue.put(chunk)
                 out.write(chunk)
                 size += len(chunk)
                 if progress is not None:
@@ -61,6 +63,7 @@ def write_hashed(chunks: Iterable[bytes], path: Path, *, algorithm: str = "md5",
             out.flush()
             os.fsync(fd)
     finally:
-        hasher.queue.put(None)
-        hasher.join()
-    return hasher.hash.hexdigest(), size
+        if hasher is not None:
+            hasher.queue.put(None)
+            hasher.join()
+    return (hasher.hash.hexdigest() if hasher is not None else ""), size

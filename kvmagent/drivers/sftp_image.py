@@ -1,8 +1,9 @@
 """Images between this host's storage and an SFTP backup storage, over ssh.
 
 Pull (image cache <- backup storage): the bytes are streamed once through the agent
-(``cat`` on the backup storage), md5-summed and counted on the way into a temporary
-file next to the cache path, checked against the expected md5/size and by qemu-img,
+(``cat`` on the backup storage), counted (and, when the command gives an md5 to check,
+md5-summed: it costs as much CPU as ssh itself) on the way into a temporary file next
+to the cache path, checked against the expected md5/size and by qemu-img,
 then renamed into place read-only (a cached image is a backing file: nothing may
 write it). An image already in the cache is reused; a failure or cancel leaves nothing.
 
@@ -65,7 +66,8 @@ def pull(remote: Remote, src: str, storage: FileStorage, target: Path, progress:
     started = time.monotonic()
     with storage.new_parents(target.parent):
         try:
-            digest, actual = _stream(remote, src, tmp, progress, check_cancelled)
+            digest, actual = _stream(remote, src, tmp, progress, check_cancelled,
+                                     hashed=md5 is not None)
             if size is not None and actual != size:
                 raise TransferError(f"{remote}:{src} arrived with {actual} bytes, "
                                     f"expected {size}")
@@ -87,9 +89,10 @@ def pull(remote: Remote, src: str, storage: FileStorage, target: Path, progress:
 
 
 def _stream(remote: Remote, src: str, tmp: Path, progress: Progress,
-            check_cancelled: Callable[[], None]) -> tuple[str, int]:
+            check_cancelled: Callable[[], None], hashed: bool) -> tuple[str, int]:
     with remote.read(src, _CHUNK) as chunks:
-        return write_hashed(chunks, tmp, progress=progress, check_cancelled=check_cancelled)
+        return write_hashed(chunks, tmp, algorithm="md5" if hashed else None,
+                            progress=progress, check_cancelled=check_cancelled)
 
 
 def push(remote: Remote, storage: FileStorage, volume: Path, dst: str,

@@ -28,7 +28,8 @@ class BackupStorageHost(AgentCommand):
 class SftpDownloadCmd(BackupStorageHost):
     """Pull ``backupStorageInstallPath`` into the host's image cache at
     ``primaryStorageInstallPath`` (inside a storage root of this host); with ``md5Sum``
-    and/or ``actualSize`` the copy is verified against them."""
+    and/or ``actualSize`` the copy is verified against them (the md5 only when given:
+    hashing costs as much CPU as the ssh transfer)."""
 
     backup_storage_install_path: AbsPath
     primary_storage_install_path: AbsPath

@@ -69,7 +69,16 @@ def test_download_pull_volume_upload_round_trip(kvm_host, sftpbs_host, host_netw
         **pull, "primaryStorageInstallPath": str(cache.with_name("other.qcow2")),
         "md5Sum": "0" * 32})
     assert not damaged["success"] and "arrived damaged" in damaged["error"], damaged
+    short = kvm.call_async("/localstorage/sftp/download", {
+        **pull, "primaryStorageInstallPath": str(cache.with_name("other.qcow2")),
+        "md5Sum": None, "actualSize": image["actualSize"] + 1})
+    assert not short["success"] and "expected" in short["error"], short
     assert sorted(p.name for p in cache.parent.iterdir()) == ["i1.qcow2"]
+    unhashed = kvm.call_async("/localstorage/sftp/download", {
+        **pull, "primaryStorageInstallPath": str(cache.with_name("sized.qcow2")),
+        "md5Sum": None})  # size check only: not hashed
+    assert unhashed["success"] and unhashed["md5Sum"] == "", unhashed
+    assert md5(cache.with_name("sized.qcow2")) == image["md5Sum"]
 
     volume = root / "rootVolumes" / uuid.uuid4().hex / "root.qcow2"
     made = kvm.call("/localstorage/volume/createvolumefromcache", {

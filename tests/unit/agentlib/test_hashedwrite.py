@@ -21,6 +21,8 @@ def test_file_digest_and_size_match_the_stream(tmp_path):
     assert board.get("r")["bytesDone"] == len(data)
     sha, _ = write_hashed(iter(chunks), tmp_path / "sha", algorithm="sha256")
     assert sha == hashlib.sha256(data).hexdigest()
+    assert write_hashed(iter(chunks), tmp_path / "plain", algorithm=None) == ("", len(data))
+    assert (tmp_path / "plain").read_bytes() == data
 
 
 def test_an_existing_file_is_never_overwritten(tmp_path):
