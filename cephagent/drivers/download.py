@@ -275,18 +275,30 @@ def _zero(chunk: bytes) -> bool:
 
 def _aligned(body: Iterable[bytes], size: int) -> Iterator[bytes]:
     """Re-cut ``body`` into ``size``-byte pieces (the last may be shorter): a network read
-    returns what has arrived, but a zero piece is only skipped if it is a whole object."""
-    buf = bytearray()
+    returns what has arrived (~64 KiB over HTTP), but a zero piece is only skipped if it
+    is a whole object. Pieces are joined once, not appended byte by byte."""
+    parts: list[bytes] = []
+    have = 0
     for chunk in body:
-        if not buf and len(chunk) == size:
+        if not parts and len(chunk) == size:
             yield chunk
             continue
-        buf += chunk
-        while len(buf) >= size:
-            yield bytes(buf[:size])
-            del buf[:size]
-    if buf:
-        yield bytes(buf)
+        parts.append(chunk)
+        have += len(chunk)
+        if have < size:
+            continue
+        data = b"".join(parts)
+        whole = have - have % size
+        if whole == have == size:
+            yield data
+            parts, have = [], 0
+            continue
+        for off in range(0, whole, size):
+            yield data[off:off + size]
+        parts = [data[whole:]] if whole < have else []
+        have -= whole
+    if parts:
+        yield b"".join(parts)
 
 
 def _prepend(first: bytes, rest: Iterable[bytes]) -> Iterable[bytes]:
