@@ -61,13 +61,20 @@ class CephClient:
         self.timeout = timeout
         self._cluster: rados.Rados | None = None
         self._conf_stamp: float | None = None
+        self._failed: tuple[float, str] | None = None  # (when, why) of the last connect
         self._lock = threading.Lock()
 
     # -- the connection ------------------------------------------------------------
 
     def cluster(self) -> rados.Rados:
         """The shared connected handle, connecting first if there is none or if ceph.conf
-        changed since (new mons, a rebuilt cluster): one stat() a call."""
+        changed since (new mons, a rebuilt cluster): one stat() a call.
+
+        Commands that waited while another one's connect attempt failed get its error at
+        once: with the mons down, ten concurrent commands all fail within one timeout,
+        not the last one after ten.
+        """
+        asked = time.monotonic()
         with self._lock:
             stamp = _mtime(self.conf_path)
             if self._cluster is not None and stamp != self._conf_stamp:
@@ -75,7 +82,13 @@ class CephClient:
                 self._cluster.shutdown()
                 self._cluster = None
             if self._cluster is None:
-                self._cluster = self._connect()
+                if self._failed is not None and self._failed[0] >= asked:
+                    raise ClusterUnreachable(self._failed[1])
+                try:
+                    self._cluster = self._connect()
+                except ClusterUnreachable as exc:
+                    self._failed = (time.monotonic(), str(exc))
+                    raise
                 self._conf_stamp = stamp
             return self._cluster
 

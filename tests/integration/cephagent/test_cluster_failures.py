@@ -5,6 +5,7 @@ must stay up."""
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -54,6 +55,12 @@ def test_stopped_mon_fails_fast_and_the_agent_recovers(own_agent):
     # a fresh connection cannot be made either: a clear error, as fast
     error, took = timed(lambda: own_agent.fail(f"{PS}/connect", {}))
     assert "cannot connect to the Ceph cluster" in error and took < 4 * TIMEOUT, error
+    # several at once do not queue behind each other's connect attempts
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: timed(lambda: own_agent.fail(f"{PS}/ping", {})),
+                                range(6)))
+    assert all("cannot connect" in e for e, _ in results), results
+    assert max(t for _, t in results) < 2 * TIMEOUT + 1, results
 
     # the mon comes back (same data): the next command works, no agent restart needed
     cluster.registry.add(procs.spawn(mon.name, mon.argv, cluster.log_dir / "mon.a.out"))
