@@ -52,6 +52,7 @@ def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
     ssh = SshIdentity(Path(cfg.data_dir) / "ssh", "zfleet-sftpbsagent")
     board = ProgressBoard(agent.reporter)
     downloaders: dict[str, Downloader] = {}
+    agent.reporter.url = identity.get("sendCommandUrl")  # reports survive a restart
 
     def store() -> ImageStore:
         root = identity.get("storagePath")
@@ -84,6 +85,7 @@ def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
             raise AgentError(f"storagePath: {exc}") from None
         identity.update(storagePath=os.path.normpath(cmd.storage_path), uuid=cmd.uuid)
         if cmd.send_command_url:
+            identity.update(sendCommandUrl=cmd.send_command_url)
             agent.reporter.url = cmd.send_command_url
         return ping(cmd)
 
