@@ -46,6 +46,7 @@ class GuestDisk:
     raw: Path
     qcow2: Path
     size: int  # virtual size of both, bytes
+    vmlinuz: Path  # the compressed kernel on the disk, cached (also bootable with -kernel)
 
 
 def syslinux_cfg(cmdline: str) -> str:
@@ -74,7 +75,8 @@ def build(cache_dir: Path, refresh: bool = False) -> GuestDisk:
             LAYOUT, str(size), vmlinuz.parent.name, image.initrd.name, cfg,
             hashlib.sha256(SYSLINUX.read_bytes() + MBR_BIN.read_bytes()).hexdigest(),
         ]).encode()).hexdigest()[:16]  # fmt: skip
-        disk = GuestDisk(cache_dir / f"disk-{key}.raw", cache_dir / f"disk-{key}.qcow2", size)
+        disk = GuestDisk(cache_dir / f"disk-{key}.raw", cache_dir / f"disk-{key}.qcow2", size,
+                         vmlinuz)
         if not disk.raw.exists():
             tmp = disk.raw.with_suffix(".raw.tmp")
             _make_raw(tmp, size, vmlinuz, image.initrd, cfg)
