@@ -129,6 +129,13 @@ class RbdImages:
         self.rename(tmp, dst)
         log.info("copied %s to %s", src, dst)
 
+    def leftovers(self, pool: str) -> list[RbdPath]:
+        """Images still under their temporary name in ``pool``: copies and downloads
+        that an agent crash interrupted (the final name is the path minus TMP_SUFFIX)."""
+        with self.client.ioctx(pool) as ioctx, self.client.guard(f"list pool {pool}"):
+            names = rbd.RBD().list(ioctx)
+        return [RbdPath(pool, n) for n in names if n.endswith(TMP_SUFFIX)]
+
     def rename(self, src: RbdPath, dst: RbdPath) -> None:
         with self.client.ioctx(src.pool) as ioctx, self.client.guard(f"rename {src} to {dst}"):
             rbd.RBD().rename(ioctx, src.image, dst.image)

@@ -11,7 +11,7 @@ from cephagent.drivers.cluster import CephClient
 from cephagent.drivers.download import ImageDownloader
 from cephagent.drivers.images import RbdImages
 from cephagent.drivers.paths import RbdPath
-from cephagent.handlers.common import image_lock, stamp
+from cephagent.handlers.common import image_lock, stamp, sweep
 from cephagent.models.backup import (
     BackupInitCmd,
     BackupInitReply,
@@ -31,7 +31,8 @@ def register(agent: Agent, client: CephClient, images: RbdImages,
 
     @agent.sync(f"{p}/init")
     def init(cmd: BackupInitCmd) -> BackupInitReply:
-        """Check the named pool exists, or create ``bak-t-<uuid>``; repeating it is harmless."""
+        """Check the named pool exists, or create ``bak-t-<uuid>``; repeating it is harmless.
+        Half downloads an agent crash left (under a temporary name) are removed."""
         pool = cmd.pool()
         created = False
         if cmd.pool_name is not None:
@@ -39,6 +40,7 @@ def register(agent: Agent, client: CephClient, images: RbdImages,
                 raise AgentError(f"poolName: pool {pool} does not exist")
         else:
             created = client.ensure_pool(pool)
+        sweep(agent, images, [pool])
         return stamp(client, BackupInitReply(pool_name=pool, created=created))
 
     @agent.async_(f"{p}/image/download")

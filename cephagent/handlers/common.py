@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 from agentlib.agent import Agent
@@ -9,6 +10,7 @@ from agentlib.errors import AgentError
 from agentlib.identity import Identity
 from agentlib.models import EmptyCommand
 from cephagent.drivers.cluster import CephClient, Mon
+from cephagent.drivers.images import TMP_SUFFIX, RbdImages
 from cephagent.drivers.paths import RbdPath
 from cephagent.models.common import (
     CephReply,
@@ -19,6 +21,8 @@ from cephagent.models.common import (
     PingCmd,
 )
 from cephagent.models.primary import FactsReply
+
+log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=CephReply)
 
@@ -36,9 +40,23 @@ def mon_tos(mons: list[Mon]) -> list[MonTO]:
     return [MonTO(name=m.name, addr=m.addr, addrs=list(m.addrs)) for m in mons]
 
 
-def image_lock(agent: Agent, *paths: RbdPath):
+def image_lock(agent: Agent, *paths: RbdPath, timeout: float = -1):
     """Serialise work on the images behind ``paths`` (snapshots lock their image)."""
-    return agent.locks.hold(*(f"rbd:{p.pool}/{p.image}" for p in paths))
+    return agent.locks.hold(*(f"rbd:{p.pool}/{p.image}" for p in paths), timeout=timeout)
+
+
+def sweep(agent: Agent, images: RbdImages, pools: list[str]) -> None:
+    """Remove what interrupted copies and downloads left in ``pools`` (their images under
+    the temporary name), unless that work is running now (its image lock is held)."""
+    for pool in pools:
+        for tmp in images.leftovers(pool):
+            final = RbdPath(pool, tmp.image.removesuffix(TMP_SUFFIX))
+            try:
+                with image_lock(agent, final, timeout=0):
+                    images.delete(tmp)
+                log.warning("removed %s, left by an interrupted copy or download", tmp)
+            except TimeoutError:
+                continue  # being written right now
 
 
 def register(agent: Agent, client: CephClient, identity: Identity, prefix: str) -> None:

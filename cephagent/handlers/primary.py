@@ -14,7 +14,7 @@ from agentlib.tasks import Task
 from cephagent.drivers.cluster import CephClient
 from cephagent.drivers.images import RbdImages
 from cephagent.drivers.paths import RbdPath
-from cephagent.handlers.common import image_lock, mon_tos, stamp
+from cephagent.handlers.common import image_lock, mon_tos, stamp, sweep
 from cephagent.models.common import CephReply, ImageSizeCmd, ImageSizeReply
 from cephagent.models.primary import (
     AddPoolCmd,
@@ -41,7 +41,8 @@ def register(agent: Agent, client: CephClient, images: RbdImages,
 
     @agent.sync(f"{p}/init")
     def init(cmd: PrimaryInitCmd) -> PrimaryInitReply:
-        """Check the named pools exist, create the unnamed ones; repeating it is harmless."""
+        """Check the named pools exist, create the unnamed ones; repeating it is harmless.
+        Images an interrupted ``volume/cp`` left under a temporary name are removed."""
         names = cmd.pool_names()
         named = {f: n for f, n in names.items() if getattr(cmd, f) is not None}
         missing = {f: n for f, n in named.items() if not client.pool_exists(n)}
@@ -49,6 +50,7 @@ def register(agent: Agent, client: CephClient, images: RbdImages,
             raise AgentError("; ".join(f"{to_camel(f)}: pool {n} does not exist"
                                        for f, n in missing.items()))
         created = [n for f, n in names.items() if f not in named and client.ensure_pool(n)]
+        sweep(agent, images, list(names.values()))
         return stamp(client, PrimaryInitReply(**names, created_pools=created,
                                               mons=mon_tos(client.mons()),
                                               user_key=client.user_key()))

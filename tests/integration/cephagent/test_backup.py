@@ -218,3 +218,23 @@ def test_download_input_is_checked(cephagent, bs_pool):
     assert reply.status_code == 400 and "control characters" in reply.json()["error"]
     error = cephagent.fail(f"{BS}/init", {"poolName": "no-such-pool"})
     assert error == "poolName: pool no-such-pool does not exist"
+
+
+def test_init_sweeps_what_a_crash_left_but_not_running_downloads(cephagent, bs_pool, served):
+    handle = cephagent.cluster.rados()
+    try:
+        with handle.open_ioctx(bs_pool) as ioctx:  # as an agent killed mid-download leaves it
+            rbd.RBD().create(ioctx, "old.zfleet-tmp", MiB)
+    finally:
+        handle.shutdown()
+    task = cephagent.start(f"{BS}/image/download", {
+        "url": f"{served.url}/disk.raw?rate={6 * MiB}", "installPath": f"ceph://{bs_pool}/new",
+        "imageUuid": uuid.uuid4().hex})
+    deadline = time.monotonic() + 10
+    while "new.zfleet-tmp" not in images(cephagent.cluster, bs_pool):
+        assert time.monotonic() < deadline, "the download did not start"
+        time.sleep(0.05)
+    cephagent.call(f"{BS}/init", {"poolName": bs_pool})
+    assert images(cephagent.cluster, bs_pool) == ["new.zfleet-tmp"]  # running: kept
+    assert cephagent.result(task)["success"]
+    assert images(cephagent.cluster, bs_pool) == ["new"]
