@@ -122,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         "(raw and qcow2: MBR, FAT, SYSLINUX, the guest's kernel and initramfs).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="build; print raw=, qcow2=, size=")
+    b = sub.add_parser("build", help="build; print raw=, qcow2=, size=, vmlinuz=")
     b.add_argument("--cache-dir", type=Path, default=GUEST_CACHE,
                    help="where the guest build lives (default: %(default)s)")
     b.add_argument("--refresh", action="store_true", help="ask apt for a newer kernel")
     args = parser.parse_args(argv)
     disk = build(args.cache_dir, refresh=args.refresh)
-    print(f"raw={disk.raw}\nqcow2={disk.qcow2}\nsize={disk.size}")
+    print(f"raw={disk.raw}\nqcow2={disk.qcow2}\nsize={disk.size}\nvmlinuz={disk.vmlinuz}")
     return 0
 
 
