@@ -56,6 +56,23 @@ def test_http_and_sftp_downloads(sftpbs_host, image_dir, host_network):
     assert sorted(p.name for p in bs.root.iterdir()) == ["http.qcow2", "s.qcow2"]
 
 
+def test_a_restarted_agent_serves_the_same_root(sftpbs_host, host_network):
+    bs = sftpbs_host
+    before = bs.call("/sftpbackupstorage/ping")
+    key = bs.call("/sftpbackupstorage/sshkey")["sshKey"]
+    with CallbackReceiver(host=host_network.root_ip.split("/")[0]) as receiver:
+        image = {"url": f"{bs.images.url}/image.qcow2",
+                 "installPath": str(bs.root / "i.qcow2")}
+        first = bs.call_async(DOWNLOAD, image, receiver)
+        bs.host.stop_daemon("sftpbsagent")
+        bs.start_agent()
+        after = bs.call("/sftpbackupstorage/ping")
+        assert (after["storagePath"], after["uuid"]) == (before["storagePath"], before["uuid"])
+        assert bs.call("/sftpbackupstorage/sshkey")["sshKey"] == key
+        again = bs.call_async(DOWNLOAD, image, receiver)  # answered from what it stored
+    assert again["md5Sum"] == first["md5Sum"] and bs.images.hits["image.qcow2"] == 1
+
+
 def test_help_lists_every_setting():
     out = shell.run([Path(sys.executable).parent / "sftpbsagent", "--help"]).stdout
     for flag in ("--file-url-roots", "--read-timeout", "--progress-seconds", "--data-dir"):

@@ -137,3 +137,25 @@ def test_file_urls_only_under_allowed_roots(tmp_path):
         _read(f"file://{root}", file_roots=[root])
     with pytest.raises(FetchError, match="No such file"):
         _read(f"file://{root}/missing", file_roots=[root])
+
+
+def test_https_verifies_certificates(tmp_path):
+    import ssl
+
+    from agentlib import shell
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    shell.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+               "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert])
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(FetchError, match="TLS certificate verification failed"):
+            _read(f"https://127.0.0.1:{srv.server_address[1]}/image")
+    finally:
+        srv.shutdown()
+        srv.server_close()
