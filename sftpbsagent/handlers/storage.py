@@ -166,7 +166,7 @@ def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
         """Files under the root that none of ``installPaths`` owns (downloads in flight
         excepted); with ``remove``, they are deleted."""
         s = store()
-        found = s.garbage(cmd.install_paths, downloader().in_flight)
+        found = s.garbage(cmd.install_paths, frozenset(downloader().in_flight))
         removed = []
         if cmd.remove:
             for path in found:
