@@ -90,7 +90,9 @@ def test_root_volume_cloned_from_the_image_boots_through_kvmagent(kvm_host, gues
     assert "SYSLINUX" in text.split("ZFLEET-")[0]  # the BIOS booted the disk's loader
     xml = kvm_host.virsh("dumpxml", vm)
     assert "<kernel>" not in xml and str(guest_disk.qcow2) in xml  # the backing chain
-    report = kvm_host.wait_console(vm, lambda r: r.ready and r, "guest READY")
-    assert kvm_host.call_async("/vm/destroy", {"uuid": vm})["success"]
+    kvm_host.wait_console(vm, lambda r: r.ready, "guest READY")
+    reply = kvm_host.call_async("/vm/stop", {"uuid": vm, "timeout": 20})
+    assert reply["vmState"] == "Stopped", reply
+    assert kvm_host.console(vm).poweroff  # graceful: the guest saw the ACPI button
     assert guest_disk.qcow2.read_bytes() == image_before  # writes went to the clone only
     assert qemu_img_info(root)["backing-filename"] == str(guest_disk.qcow2)
