@@ -30,8 +30,8 @@ from agentlib import shell
 from agentlib.progress import Progress
 from agentlib.urlfetch import FetchError, open_url, redact
 from cephagent.drivers.cluster import CephClient, CephError
-from cephagent.drivers.images import TMP_SUFFIX, RbdImages
-from cephagent.drivers.paths import RbdPath
+from cephagent.drivers.images import RbdImages
+from cephagent.drivers.paths import TMP_SUFFIX, RbdPath
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,10 @@ class ImageDownloader:
                 img.metadata_set(META, json.dumps({"url": redact(url), **result.__dict__}))
             self.images.rename(tmp, dst)
         except FetchError as exc:
-            self._discard(tmp)
+            self.images.discard(tmp)
             raise DownloadError(f"download to {dst}: {exc}") from None
         except BaseException:
-            self._discard(tmp)
+            self.images.discard(tmp)
             raise
         progress.done()
         log.info("downloaded %s into %s: %s, %d bytes, md5 %s", redact(url), dst,
@@ -107,12 +107,6 @@ class ImageDownloader:
             raise DownloadError(f"{dst} already exists and was not downloaded from "
                                 f"{redact(url)}: delete it first or choose another name")
         return Downloaded(facts["size"], facts["actual_size"], facts["md5"], facts["format"])
-
-    def _discard(self, tmp: RbdPath) -> None:
-        try:
-            self.images.delete(tmp)
-        except CephError as exc:
-            log.error("could not remove the partial download %s: %s", tmp, exc)
 
     # -- raw: librbd writes --------------------------------------------------------
 

@@ -17,12 +17,9 @@ from dataclasses import dataclass
 import rbd
 
 from cephagent.drivers.cluster import CephClient, CephError
-from cephagent.drivers.paths import RbdPath
+from cephagent.drivers.paths import TMP_SUFFIX, RbdPath
 
 log = logging.getLogger(__name__)
-
-TMP_SUFFIX = ".zfleet-tmp"
-"""Images being written (copies, downloads) carry this suffix until complete."""
 
 
 @dataclass(frozen=True)
@@ -123,10 +120,15 @@ class RbdImages:
             return
         tmp = RbdPath(dst.pool, dst.image + TMP_SUFFIX)
         self.delete(tmp)  # a copy an earlier, interrupted call left
-        with self.image(src, read_only=True) as img, self.client.ioctx(dst.pool) as ioctx, \
-                self.client.guard(f"copy {src} to {dst}"):
-            img.copy(ioctx, tmp.image)
-        self.rename(tmp, dst)
+        try:
+            with self.image(src, read_only=True) as img, \
+                    self.client.ioctx(dst.pool) as ioctx, \
+                    self.client.guard(f"copy {src} to {dst}"):
+                img.copy(ioctx, tmp.image)
+            self.rename(tmp, dst)
+        except BaseException:
+            self.discard(tmp)
+            raise
         log.info("copied %s to %s", src, dst)
 
     def leftovers(self, pool: str) -> list[RbdPath]:
@@ -183,6 +185,13 @@ class RbdImages:
                                 "a running VM)") from None
         log.info("deleted %s", path)
         return True
+
+    def discard(self, path: RbdPath) -> None:
+        """Delete a partial image after a failure, without masking that failure."""
+        try:
+            self.delete(path)
+        except CephError as exc:
+            log.error("could not remove the partial image %s: %s", path, exc)
 
     # -- snapshots -----------------------------------------------------------------
 

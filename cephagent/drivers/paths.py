@@ -6,6 +6,9 @@ import re
 from dataclasses import dataclass
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+TMP_SUFFIX = ".zfleet-tmp"
+"""Images being written (copies, downloads) carry this suffix until complete; the name is
+reserved, so no command can name such an image (and ``init`` may sweep them)."""
 _PATH = re.compile(rf"ceph://({NAME})/({NAME})(?:@({NAME}))?")
 
 
@@ -25,6 +28,8 @@ class RbdPath:
         if not m or ".." in path:
             raise BadPath(f"not a valid ceph://<pool>/<image>[@<snapshot>] path: {path!r} "
                           "(names: letters, digits, '_', '.', '-'; no '..')")
+        if m.group(2).endswith(TMP_SUFFIX):
+            raise BadPath(f"image names ending in {TMP_SUFFIX} are reserved: {path!r}")
         return cls(*m.groups())
 
     @property

@@ -10,8 +10,8 @@ from agentlib.errors import AgentError
 from agentlib.identity import Identity
 from agentlib.models import EmptyCommand
 from cephagent.drivers.cluster import CephClient, Mon
-from cephagent.drivers.images import TMP_SUFFIX, RbdImages
-from cephagent.drivers.paths import RbdPath
+from cephagent.drivers.images import RbdImages
+from cephagent.drivers.paths import TMP_SUFFIX, RbdPath
 from cephagent.models.common import (
     CephReply,
     CheckPoolCmd,

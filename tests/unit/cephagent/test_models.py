@@ -104,3 +104,10 @@ def test_a_missing_conf_is_a_clear_failure_not_a_500(client):
     reply = client.post(f"{PS}/connect", json={})
     assert reply.status_code == 200 and not reply.json["success"]
     assert "absent.conf does not exist (--ceph-conf)" in reply.json["error"]
+
+
+def test_temporary_names_are_reserved(client):
+    reply = client.post(f"{PS}/volume/createempty",
+                        json={"installPath": "ceph://p/vol.zfleet-tmp", "size": 1})
+    assert reply.status_code == 400 and "reserved" in reply.json["error"]
+    assert reply.json["error"].startswith("installPath:")
