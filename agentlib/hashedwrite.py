@@ -1,4 +1,4 @@
-"""Write a stream of chunks to a new file, hashing them on the way: one pass over the bytes.
+"""Fill a new file while hashing what goes in: one pass over the bytes.
 
 Image transfers (sftpbsagent downloads, kvmagent pulls) must report an md5 of what they
 stored and must not be much slower than a plain ``curl -o`` or ``scp``. So the md5 runs
@@ -7,6 +7,10 @@ another core), and write-back of what is written starts early (``POSIX_FADV_DONT
 every :data:`WRITEBACK` bytes: it also keeps a huge image from crowding the page
 cache), so the final ``fsync`` that makes the file durable before it is renamed into
 place has little left to do.
+
+Two ways in: :func:`write_hashed` writes chunks this process has (an HTTP body);
+:func:`fill_hashed` lets another process write the file (ssh's stdout) and hashes it
+from the page cache right behind the writer.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -67,3 +72,70 @@ def write_hashed(chunks: Iterable[bytes], path: Path, *, algorithm: str | None =
             hasher.queue.put(None)
             hasher.join()
     return (hasher.hash.hexdigest() if hasher is not None else ""), size
+
+
+class _Follower(threading.Thread):
+    """Hashes a file another process is writing, reading right behind the writer."""
+
+    def __init__(self, path: Path, algorithm: str):
+        super().__init__(name="hash-follower", daemon=True)
+        self.hash = hashlib.new(algorithm)
+        self.file = open(path, "rb")  # closed at the end of run()
+        self.writer_done = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        fd, done = self.file.fileno(), 0
+        try:
+            with self.file:
+                while True:
+                    last = self.writer_done.is_set()  # before the read: no byte missed
+                    data = self.file.read(4 << 20)
+                    if data:
+                        self.hash.update(data)
+                        os.posix_fadvise(fd, done, len(data), os.POSIX_FADV_DONTNEED)
+                        done += len(data)
+                    elif last:
+                        return
+                    else:
+                        time.sleep(0.02)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self.error = exc
+
+
+def fill_hashed(fill: Callable[[int, Callable[[], None]], None], path: Path, *,
+                algorithm: str | None = "md5", progress: Progress | None = None,
+                check_cancelled: Callable[[], None] = lambda: None) -> tuple[str, int]:
+    """Create ``path`` and let ``fill(fd, tick)`` write it (e.g. a child process with
+    ``fd`` as its stdout; ``tick()`` must be called now and then: it reports progress and
+    raises once cancelled); the file is hashed behind the writer and fsynced. Returns
+    (hex digest, size); ``algorithm`` None skips the hash (digest "")."""
+    with open(path, "xb") as out:
+        fd = out.fileno()
+        follower = _Follower(path, algorithm) if algorithm else None
+        if follower is not None:
+            follower.start()
+        seen = flushed = 0
+
+        def tick() -> None:
+            nonlocal seen, flushed
+            check_cancelled()
+            size = os.fstat(fd).st_size
+            if progress is not None:
+                progress.add(size - seen)
+            seen = size
+            if follower is None and size - flushed >= WRITEBACK:
+                os.posix_fadvise(fd, flushed, size - flushed, os.POSIX_FADV_DONTNEED)
+                flushed = size
+
+        try:
+            fill(fd, tick)
+            tick()
+        finally:
+            if follower is not None:
+                follower.writer_done.set()
+                follower.join()
+        if follower is not None and follower.error is not None:
+            raise follower.error
+        os.fsync(fd)
+    return (follower.hash.hexdigest() if follower is not None else ""), seen

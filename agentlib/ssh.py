@@ -13,13 +13,12 @@ ever built with :func:`shlex.join` from an argv list of validated values.
 
 from __future__ import annotations
 
-import fcntl
 import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from agentlib.errors import AgentError
 
 KEY_NAME = "id_ed25519"
 CONNECT_TIMEOUT = 10
-_PIPE_SIZE = 1 << 20
 _KEYGEN_LOCK = threading.Lock()
 """One for all identities: two handlers of an agent share a key directory."""
 
@@ -109,37 +107,32 @@ class Remote:
                f"{self._login}:{dst}"]
         self._run(scp, f"copying {src} to {dst}", None, True)
 
-    @contextmanager
-    def read(self, path: str, chunk_size: int = 4 << 20) -> Iterator[Iterator[bytes]]:
-        """Stream the remote file ``path`` (``cat`` there; the bytes pass through this
-        process once, so a caller can hash and count them on the way). Leaving the block
-        early (an error, a cancel) stops the transfer; a failure of ssh or cat raises
-        :class:`SshError` at the end of the stream."""
+    def copy_to(self, path: str, out: int, tick: Callable[[], None],
+                interval: float = 0.2) -> None:
+        """Copy the remote file ``path`` into the open file descriptor ``out``: ``cat``
+        there, and ssh's stdout is ``out`` itself, so the bytes never pass through this
+        process (as fast as ``scp``). ``tick`` runs every ``interval`` seconds while it
+        copies (progress, cancellation); if it raises, the copy stops."""
         line = shlex.join(["cat", "--", path])
         argv = ["ssh", *self.ssh_options(), "-p", str(self.port), self._login, "--", line]
         with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=err)
-            try:  # fewer, larger reads than the default 64 KiB pipe allows
-                fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-            except OSError:
-                pass  # above /proc/sys/fs/pipe-max-size for an unprivileged user
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
             try:
-                yield self._chunks(proc, err, path, chunk_size)
+                while True:
+                    try:
+                        proc.wait(interval)
+                        break
+                    except subprocess.TimeoutExpired:
+                        tick()
             finally:
                 if proc.poll() is None:
                     proc.kill()
-                proc.wait()
-                proc.stdout.close()
-
-    def _chunks(self, proc: subprocess.Popen, err, path: str, size: int) -> Iterator[bytes]:
-        while data := proc.stdout.read(size):
-            yield data
-        if proc.wait() != 0:
-            err.seek(0)
-            text = err.read().decode(errors="replace").strip()[-2000:]
-            raise SshError(f"reading {path} on {self} failed (exit code {proc.returncode})"
-                           + (f": {text}" if text else ""))
+                    proc.wait()
+            if proc.returncode != 0:
+                err.seek(0)
+                text = err.read().decode(errors="replace").strip()[-2000:]
+                raise SshError(f"reading {path} on {self} failed (exit code "
+                               f"{proc.returncode})" + (f": {text}" if text else ""))
 
     @property
     def _login(self) -> str:

@@ -1,9 +1,10 @@
 """Images between this host's storage and an SFTP backup storage, over ssh.
 
-Pull (image cache <- backup storage): the bytes are streamed once through the agent
-(``cat`` on the backup storage), counted (and, when the command gives an md5 to check,
-md5-summed: it costs as much CPU as ssh itself) on the way into a temporary file next
-to the cache path, checked against the expected md5/size and by qemu-img,
+Pull (image cache <- backup storage): ``cat`` on the backup storage over ssh, ssh's
+stdout being a temporary file next to the cache path (the bytes do not pass through
+the agent: as fast as scp); when the command gives an md5 to check, the file is
+md5-summed right behind the writer (it costs as much CPU as ssh itself, so only then).
+It is checked against the expected md5/size and by qemu-img,
 then renamed into place read-only (a cached image is a backing file: nothing may
 write it). An image already in the cache is reused; a failure or cancel leaves nothing.
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from agentlib.errors import AgentError
-from agentlib.hashedwrite import write_hashed
+from agentlib.hashedwrite import fill_hashed
 from agentlib.progress import Progress
 from agentlib.ssh import Remote
 from kvmagent.drivers import qemu_img
@@ -34,7 +35,6 @@ from kvmagent.drivers.filestorage import FileStorage
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 4 << 20
 
 
 class TransferError(AgentError):
@@ -90,9 +90,9 @@ def pull(remote: Remote, src: str, storage: FileStorage, target: Path, progress:
 
 def _stream(remote: Remote, src: str, tmp: Path, progress: Progress,
             check_cancelled: Callable[[], None], hashed: bool) -> tuple[str, int]:
-    with remote.read(src, _CHUNK) as chunks:
-        return write_hashed(chunks, tmp, algorithm="md5" if hashed else None,
-                            progress=progress, check_cancelled=check_cancelled)
+    return fill_hashed(lambda fd, tick: remote.copy_to(src, fd, tick), tmp,
+                       algorithm="md5" if hashed else None, progress=progress,
+                       check_cancelled=check_cancelled)
 
 
 def push(remote: Remote, storage: FileStorage, volume: Path, dst: str,

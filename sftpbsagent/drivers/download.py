@@ -19,15 +19,14 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from agentlib import urlfetch
 from agentlib.errors import AgentError
-from agentlib.hashedwrite import write_hashed
+from agentlib.hashedwrite import fill_hashed, write_hashed
 from agentlib.progress import Progress
 from agentlib.ssh import Remote, SshError, SshIdentity
 from sftpbsagent.drivers import imagefile
@@ -137,37 +136,31 @@ class Downloader:
 
     def _fetch(self, url: str, tmp: Path, progress: Progress,
                check_cancelled: Callable[[], None]) -> tuple[str, int]:
-        with self._open(url) as (total, chunks):
-            progress.total = total
-            available = self.store.capacity()[1]
-            if total is not None and total > available:
-                raise DownloadError(self._no_space(url, total, available))
-            try:
-                return write_hashed(chunks, tmp, progress=progress,
-                                    check_cancelled=check_cancelled)
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise DownloadError(self._no_space(url, total, 0)) from None
-                raise
-
-    @contextmanager
-    def _open(self, url: str) -> Iterator[tuple[int | None, Iterator[bytes]]]:
-        """(size if known, chunks) of the source; errors become :class:`DownloadError`."""
-        if urlsplit(url).scheme.lower() == "sftp":
-            src = parse_sftp(url)
-            remote = Remote(self.identity, src.host, src.port, src.user)
-            try:
-                with remote.read(src.path) as chunks:
-                    yield None, chunks
-            except SshError as exc:
-                raise DownloadError(str(exc)) from None
-            return
         try:
+            if urlsplit(url).scheme.lower() == "sftp":
+                return self._fetch_sftp(parse_sftp(url), tmp, progress, check_cancelled)
             with urlfetch.open_url(url, file_roots=self.file_roots,
                                    timeout=self.timeout) as stream:
-                yield stream.size, stream.chunks()
-        except urlfetch.FetchError as exc:
+                progress.total = stream.size
+                available = self.store.capacity()[1]
+                if stream.size is not None and stream.size > available:
+                    raise DownloadError(self._no_space(url, stream.size, available))
+                return write_hashed(stream.chunks(), tmp, progress=progress,
+                                    check_cancelled=check_cancelled)
+        except (urlfetch.FetchError, SshError) as exc:
+            if "No space left on device" in str(exc):  # ssh could not write our file
+                raise DownloadError(self._no_space(url, None, 0)) from None
             raise DownloadError(str(exc)) from None
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DownloadError(self._no_space(url, progress.total, 0)) from None
+            raise
+
+    def _fetch_sftp(self, src: SftpSource, tmp: Path, progress: Progress,
+                    check_cancelled: Callable[[], None]) -> tuple[str, int]:
+        remote = Remote(self.identity, src.host, src.port, src.user)
+        return fill_hashed(lambda fd, tick: remote.copy_to(src.path, fd, tick), tmp,
+                           progress=progress, check_cancelled=check_cancelled)
 
     def _no_space(self, url: str, total: int | None, available: int) -> str:
         need = f"{total} bytes" if total is not None else "more space than there is"

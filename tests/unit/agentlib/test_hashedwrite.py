@@ -2,11 +2,14 @@
 
 import hashlib
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
 from agentlib.errors import Cancelled
-from agentlib.hashedwrite import WRITEBACK, write_hashed
+from agentlib.hashedwrite import WRITEBACK, fill_hashed, write_hashed
 from agentlib.progress import ProgressBoard
 
 
@@ -47,3 +50,45 @@ def test_cancel_stops_between_chunks(tmp_path):
     with pytest.raises(Cancelled):
         write_hashed(chunks(), tmp_path / "out", check_cancelled=check)
     assert len(seen) == 4 and (tmp_path / "out").stat().st_size == 3000
+
+
+WRITER = ("import os, sys, time\n"
+          "for i in range(int(sys.argv[1])):\n"
+          "    os.write(1, bytes([i % 256]) * 300000); time.sleep(0.02)\n")
+
+
+def _child_fill(parts: int):
+    """A fill that runs a child process writing ``parts`` pieces to the file."""
+    def fill(fd, tick):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(parts)], stdout=fd)
+        try:
+            while proc.poll() is None:
+                tick()
+                time.sleep(0.01)
+        finally:
+            proc.kill()
+            proc.wait()
+    return fill
+
+
+def test_fill_hashed_hashes_what_another_process_wrote(tmp_path):
+    expected = b"".join(bytes([i % 256]) * 300000 for i in range(20))
+    board = ProgressBoard()
+    digest, size = fill_hashed(_child_fill(20), tmp_path / "out",
+                               progress=board.start("r", None, every=60))
+    assert (digest, size) == (hashlib.md5(expected).hexdigest(), len(expected))
+    assert (tmp_path / "out").read_bytes() == expected
+    assert board.get("r")["bytesDone"] == len(expected)
+    assert fill_hashed(_child_fill(3), tmp_path / "plain", algorithm=None) == ("", 900000)
+
+
+def test_fill_hashed_cancel_stops_the_writer(tmp_path):
+    started = time.monotonic()
+
+    def check():
+        if time.monotonic() - started > 0.1:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        fill_hashed(_child_fill(1000), tmp_path / "out", check_cancelled=check)
+    assert time.monotonic() - started < 5  # not the 20 s the writer would take
