@@ -53,9 +53,10 @@ class StateCapture:
         self._expected: list[tuple[str, str, float]] = []  # (vm uuid, event kind, deadline)
         self._incoming: set[str] = set()  # VMs migrating in, not yet resumed here
 
-    def expect(self, vm_uuid: str, *kinds: str) -> None:
-        """The agent is about to cause these events on ``vm_uuid``: do not report them."""
-        deadline = time.monotonic() + self.grace
+    def expect(self, vm_uuid: str, *kinds: str, within: float = 0.0) -> None:
+        """The agent is about to cause these events on ``vm_uuid``, within ``within``
+        seconds (plus the grace): do not report them."""
+        deadline = time.monotonic() + within + self.grace
         with self._lock:
             self._expected.extend((vm_uuid, kind, deadline) for kind in kinds)
 

@@ -85,7 +85,8 @@ class VmDriver:
         dom = self.domain(vm_uuid)
         if dom is None or not dom.isActive():
             return "not running"
-        self.capture.expect(vm_uuid, "stopped")
+        # the forced destroy comes after ``timeout``: still ours, not out-of-band
+        self.capture.expect(vm_uuid, "stopped", within=timeout)
         try:
             dom.shutdown()
         except libvirt.libvirtError as exc:
