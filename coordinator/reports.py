@@ -47,8 +47,10 @@ class Reports:
         if not isinstance(vm, str) or state not in ("Running", "Stopped", "Crashed"):
             log.warning("VM report without vmUuid/vmState: %s", body)
             return
+        # a report from a host the VM is not on (any more) says nothing about the VM
         n = self.ctx.db.update_where("vm", "uuid = ? AND state NOT IN ('Destroyed', "
-                                     "'Expunging')", (vm,), state=state,
+                                     "'Expunging') AND (host_uuid = ? OR host_uuid IS NULL)",
+                                     (vm, host), state=state,
                                      **({"host_uuid": host} if state == "Running" and host
                                         else {}))
         if n:

@@ -91,7 +91,7 @@ CREATE TABLE image (
 CREATE TABLE image_bs (
     image_uuid TEXT NOT NULL REFERENCES image(uuid) ON DELETE CASCADE,
     bs_uuid TEXT NOT NULL REFERENCES backup_storage(uuid) ON DELETE CASCADE,
-    install_path TEXT, status TEXT NOT NULL DEFAULT 'Downloading',
+    install_path TEXT, status TEXT NOT NULL DEFAULT 'Downloading', updated REAL,
     PRIMARY KEY (image_uuid, bs_uuid));
 CREATE TABLE image_cache (
     uuid TEXT PRIMARY KEY,

@@ -30,6 +30,7 @@ from coordinator.jobs import Deadline
 
 log = logging.getLogger(__name__)
 BOOT_DEVICES = {"HardDisk": "hd", "CdRom": "cdrom"}
+UNDO_TIMEOUT = 120.0
 
 
 class CreateVmInstanceMsg(ApiMessage):
@@ -214,7 +215,8 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
         flow.step("start VM", lambda: _call_host(ctx, host, "/vm/start",
                                                  start_cmd(ctx, vm, deadline.left()),
                                                  deadline),
-                  lambda: _call_host(ctx, host, "/vm/destroy", {"uuid": uuid}))
+                  lambda: _call_host(ctx, host, "/vm/destroy", {"uuid": uuid},
+                                     Deadline(UNDO_TIMEOUT, "destroy")))
         ctx.db.update("vm", uuid, state="Running")
     else:
         allocator.release(ctx, host["uuid"], offering["cpu_num"], offering["memory_size"])
@@ -282,7 +284,7 @@ def register(apis: Apis) -> None:
             ctx.db.update("vm", vm["uuid"], state="Stopping")
             path = "/vm/stop" if msg.type == "grace" else "/vm/destroy"
             try:
-                _call_host(ctx, host, path, {"uuid": vm["uuid"]})
+                _call_host(ctx, host, path, {"uuid": vm["uuid"]}, deadline)
             except ApiError:
                 ctx.db.update("vm", vm["uuid"], state=vm["state"])
                 raise
@@ -296,7 +298,8 @@ def register(apis: Apis) -> None:
         vm = require(ctx, "vm", msg.uuid, "uuid")
         if vm["state"] != "Running":
             raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Running")
-        _call_host(ctx, ctx.db.get("host", vm["host_uuid"]), "/vm/reboot", {"uuid": vm["uuid"]})
+        _call_host(ctx, ctx.db.get("host", vm["host_uuid"]), "/vm/reboot",
+                   {"uuid": vm["uuid"]}, deadline)
         return inventory_reply(ctx, "vm", vm["uuid"])
 
     @apis.register("DestroyVmInstance", long=True)
@@ -309,7 +312,7 @@ def register(apis: Apis) -> None:
             host = ctx.db.get("host", host_uuid) if host_uuid else None
             if host is not None:
                 if vm["host_uuid"]:
-                    _call_host(ctx, host, "/vm/destroy", {"uuid": vm["uuid"]})
+                    _call_host(ctx, host, "/vm/destroy", {"uuid": vm["uuid"]}, deadline)
                     allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
                 release_network_on_host(ctx, vm, host)
             for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "

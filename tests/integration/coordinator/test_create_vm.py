@@ -1,0 +1,106 @@
+"""CreateVmInstance end to end through the API: real kvmagents on simulated hosts, a real
+Ceph cluster behind a real cephagent, real guests booting the image from an RBD clone
+and reading their user data over the flat network."""
+
+import threading
+
+import pytest
+
+from tests.fixtures.coordinator import GUEST_NET
+
+pytestmark = pytest.mark.integration
+
+USERDATA = "#cloud-config\\nhostname: from-userdata"  # one line, as the seeds' CLI sends it
+
+
+def test_a_vm_is_created_boots_with_its_ip_and_user_data_and_goes_through_its_life(cloud):
+    vm = cloud.create_vm("web-1", systemTags=[f"userdata::{USERDATA}",
+                                              "sshkey::ssh-ed25519 AAAAC3Nz test@zfleet"])
+    assert vm["state"] == "Running" and vm["hostUuid"]
+    [nic] = vm["vmNics"]
+    assert nic["ip"].startswith(GUEST_NET + ".") and nic["gateway"] == f"{GUEST_NET}.1"
+    [root] = vm["allVolumes"]
+    assert root["installPath"].startswith("ceph://") and root["status"] == "Ready"
+
+    cloud.wait_console(vm["uuid"], lambda r: r.ip() and "user-data" in r.metadata,
+                       "lease and user data")
+    report = cloud.console(vm["uuid"])
+    assert report.ip() == nic["ip"]  # the address the coordinator allocated, from DHCP
+    assert report.metadata["instance-id"] == vm["uuid"]
+    assert report.metadata["user-data"] == "#cloud-config\nhostname: from-userdata"
+
+    cloud.api("StopVmInstance", uuid=vm["uuid"])
+    stopped = cloud.api.query("QueryVmInstance", uuid=vm["uuid"])[0]
+    assert stopped["state"] == "Stopped" and stopped["hostUuid"] is None
+    host = cloud.api.query("QueryHost", uuid=vm["hostUuid"])[0]
+    assert host["allocatedMemory"] == 0 and host["allocatedCpu"] == 0  # capacity back
+
+    cloud.api("StartVmInstance", uuid=vm["uuid"])
+    assert cloud.api.query("QueryVmInstance", uuid=vm["uuid"])[0]["state"] == "Running"
+    cloud.api("RebootVmInstance", uuid=vm["uuid"])
+    console = cloud.api("GetVmConsoleAddress", uuid=vm["uuid"])
+    assert console["port"] > 0 and console["protocol"] == "vnc"
+
+    cloud.api("DestroyVmInstance", uuid=vm["uuid"])
+    assert cloud.api.query("QueryVmInstance", uuid=vm["uuid"]) == []
+    assert cloud.api.query("QueryVolume", vmUuid=vm["uuid"]) == []
+    rbd = cloud.cephagent.post("/ceph/primarystorage/getvolumesize",
+                               {"installPath": root["installPath"]}).json()
+    assert not rbd["success"]  # the clone is gone from Ceph
+    assert not cloud.api.ctx.db.find("used_ip", "owner_uuid = ?", (vm["uuid"],))
+
+
+def test_parallel_creates_share_one_image_cache_and_get_distinct_ips(cloud):
+    vms, errors = [], []
+
+    def create(i: int) -> None:
+        try:
+            vms.append(cloud.create_vm(f"par-{i}"))
+        except AssertionError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(vms) == 5
+    ips = [vm["vmNics"][0]["ip"] for vm in vms]
+    assert len(set(ips)) == 5
+    caches = cloud.api.ctx.db.find("image_cache", "image_uuid = ?", (cloud.image,))
+    assert len(caches) == 1  # one copy of the image for the five clones
+    assert {h["uuid"] for h in cloud.api.query("QueryHost")} == {
+        vm["hostUuid"] for vm in vms}  # LeastVmPreferred spreads them over both hosts
+    for vm in vms:
+        cloud.wait_console(vm["uuid"], lambda r, vm=vm: r.ip() == vm["vmNics"][0]["ip"],
+                           f"{vm['name']}'s lease", timeout=180)
+
+
+def test_a_create_that_fails_midway_leaves_nothing_behind(cloud):
+    host = cloud.hosts[0]
+    cloud.api("ChangeHostState", uuid=_host_uuid(cloud, cloud.hosts[1]), stateEvent="disable")
+    host.stop_daemon("kvmagent")  # the chosen host's agent dies before the VM is made
+    reply = cloud.api.post("CreateVmInstance", name="doomed", imageUuid=cloud.image,
+                           instanceOfferingUuid=cloud.offering, l3NetworkUuids=[cloud.l3])
+    assert not reply["success"]
+    assert "failed at step" in reply["error"] and host.mgmt_address in reply["error"]
+    assert cloud.api.query("QueryVmInstance") == []
+    assert cloud.api.query("QueryVolume") == []
+    assert not cloud.api.ctx.db.find("used_ip", "purpose = 'VmNic'")
+    h = cloud.api.query("QueryHost", uuid=_host_uuid(cloud, host))[0]
+    assert h["allocatedCpu"] == 0 and h["allocatedMemory"] == 0
+    pool = cloud.api.ctx.db.get("primary_storage", cloud.primary_storage)["config"][
+        "rootVolumePoolName"]
+    import rbd  # Debian's CPython 3.11 build only
+
+    cluster = cloud.cephagent.cluster.rados()
+    try:
+        with cluster.open_ioctx(pool) as ioctx:
+            assert rbd.RBD().list(ioctx) == []  # the root volume clone was deleted again
+    finally:
+        cluster.shutdown()
+
+
+def _host_uuid(cloud, host) -> str:
+    return next(h["uuid"] for h in cloud.api.query("QueryHost")
+                if h["managementIp"] == host.mgmt_address)
