@@ -12,7 +12,8 @@ loop device: ``sfdisk``, ``mkfs.vfat --offset``, ``mcopy -i FILE@@OFFSET`` and `
 needs a block device, and rather than ext4 + extlinux because extlinux needs a mount.
 The partition is just big enough (free space costs nothing: a root volume cloned from
 the image can be larger). Raw and qcow2 are cached next to the guest build, named by a
-hash of everything they are built from, under the guest build's lock.
+hash of everything they are built from, under the guest build's lock; the same inputs
+give the same bytes (fixed ids and file dates), so an image's checksum is stable.
 
 CLI: ``python -m devcluster.guestdisk build --cache-dir DIR [--refresh]``.
 """
@@ -31,7 +32,7 @@ from agentlib.shell import run
 from devcluster import guestimage, guestkernel
 from devcluster.kvmhost import GUEST_CACHE
 
-LAYOUT = "mbr-fat-syslinux-1"  # bump when the layout below changes: it is in the cache key
+LAYOUT = "mbr-fat-syslinux-2"  # bump when the layout below changes: it is in the cache key
 SECTOR = 512
 MIB = 1 << 20
 PART_START = MIB  # 1 MiB alignment, as partitioning tools default to
@@ -98,13 +99,16 @@ def _make_raw(path: Path, size: int, vmlinuz: Path, initrd: Path, cfg: str) -> N
     with open(path, "wb") as f:
         f.truncate(size)
     start = PART_START // SECTOR
-    # type e: FAT16 with LBA; the fixed label-id and volume id keep the layout reproducible
+    # type e: FAT16 with LBA; the fixed label-id and volume id keep the bytes reproducible
     run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", path], timeout=30,
         input=f"label: dos\nlabel-id: 0x7a666c74\nstart={start}, type=e, bootable\n")
-    run(["mkfs.vfat", "--offset", start, "-i", "7a666c74", "-n", "ZFLEET", path,
-         (size - PART_START) // 1024], timeout=30)  # fmt: skip
+    # no label: mkfs.vfat would date its directory entry now
+    run(["mkfs.vfat", "--offset", start, "-i", "7a666c74", path, (size - PART_START) // 1024],
+        timeout=30)
     fat = f"{path}@@{PART_START}"
-    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}  # no geometry checks on an image file
+    # no geometry checks on an image file; files dated 2020-01-01: the same inputs give
+    # the same bytes
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "SOURCE_DATE_EPOCH": "1577836800"}
     with tempfile.TemporaryDirectory(prefix="zfleet-disk-") as tmp:
         cfg_file = Path(tmp) / "syslinux.cfg"
         cfg_file.write_text(cfg)

@@ -60,9 +60,11 @@ def test_build_is_cached_and_idempotent(guest_disk, guest_image, tmp_path):
     print(f"\ndisk made in {t1 - t0:.2f}s, cached build {t2 - t1:.3f}s")
     assert first == second
     assert first.raw.stat().st_mtime_ns == second.raw.stat().st_mtime_ns
-    # named by what it is built from: the same inputs give the same names
+    # named by what it is built from, and reproducible: the same inputs, the same bytes
     assert (first.raw.name, first.qcow2.name, first.size) == (
         guest_disk.raw.name, guest_disk.qcow2.name, guest_disk.size)
+    assert first.raw.read_bytes() == guest_disk.raw.read_bytes()
+    assert first.qcow2.read_bytes() == guest_disk.qcow2.read_bytes()
     assert not list(tmp_path.glob("*.tmp"))
 
 
