@@ -99,8 +99,10 @@ class DevCluster:
         started = {}
         for name in ROOT_SERVICES:
             progress(f"{name}: starting on {self.mgmt_ip}:{agents.SERVICES[name].port}")
+            extra = ["--ceph-conf", str(self.ceph.conf_path)] if name == "cephagent" else []
             started[name] = self.services.add(procs.spawn(
-                name, agents.argv(name, self.mgmt_ip, agents.SERVICES[name].port, self.root),
+                name, agents.argv(name, self.mgmt_ip, agents.SERVICES[name].port, self.root,
+                                  *extra),
                 self.root / "log" / f"{name}.out"))
         for name in ROOT_SERVICES:
             agents.wait_ready(name, self.url(name), started[name])

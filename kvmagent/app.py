@@ -23,6 +23,7 @@ from kvmagent.handlers import (
     l2,
     localstorage,
     migrate,
+    sftp_image,
     snapshot,
     userdata,
     vm,
@@ -55,6 +56,7 @@ def build(cfg: KvmAgentConfig) -> Agent:
     localstorage.register(agent, cfg)
     snapshot.register(agent, vms, cfg)
     volume_migrate.register(agent, cfg, conn)
+    sftp_image.register(agent, cfg)
     l2.register(agent)
     flat_dhcp = dhcp.register(agent, cfg.data_dir)
     eip.register(agent)

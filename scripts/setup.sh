@@ -14,6 +14,8 @@ DEB_PACKAGES=(
   ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd
   # networking and guest tooling
   dnsmasq-base iptables ebtables iproute2 busybox-static cpio
+  # the guest as a bootable disk image, made without mounting (devcluster/guestdisk.py)
+  syslinux syslinux-common mtools dosfstools fdisk
   # benchmarks
   wrk
   # domain XML validation (virt-xml-validate needs xmllint)
