@@ -31,6 +31,7 @@ class Need:
     cluster_uuid: str | None = None
     host_uuid: str | None = None
     strategy: str | None = None
+    exclude: str | None = None  # a host that must not be chosen (a migration's source)
 
 
 def free_memory(ctx: Context, host: dict) -> int:
@@ -55,6 +56,9 @@ def allocate(ctx: Context, need: Need, ps_ok) -> tuple[dict, dict]:
         if value:
             where.append(f"{field} = ?")
             params.append(value)
+    if need.exclude:
+        where.append("uuid != ?")
+        params.append(need.exclude)
     hosts = db.find("host", " AND ".join(where), tuple(params))
     if not hosts:
         raise ApiError("no Connected and Enabled host" + _scope(need))

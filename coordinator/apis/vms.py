@@ -57,6 +57,12 @@ class StopVmMsg(VmUuidMsg):
     type: Literal["grace", "cold"] = "grace"
 
 
+class MigrateVmMsg(ApiMessage):
+    vm_instance_uuid: Uuid
+    host_uuid: Uuid | None = Field(None, description="the destination (default: chosen "
+                                   "like a new VM's host, in the VM's cluster)")
+
+
 class SetVmBootOrderMsg(VmUuidMsg):
     boot_order: list[Literal["HardDisk", "CdRom"]] = Field(min_length=1, max_length=2)
 
@@ -226,6 +232,57 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
     return inventory_reply(ctx, "vm", uuid)
 
 
+def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -> None:
+    """Capacity, storage access and network on the destination first; then the live
+    migration; then the source lets go. A failure leaves the VM running where it was."""
+    if vm["state"] != "Running":
+        raise ApiError(f"vmInstanceUuid: VM {vm['name']} is {vm['state']}; only a Running "
+                       "VM migrates")
+    source = ctx.db.get("host", vm["host_uuid"])
+    root = ctx.db.get("volume", vm["root_volume_uuid"])
+    ps = ctx.db.get("primary_storage", root["ps_uuid"])
+    if ps["type"] != "Ceph":
+        raise ApiError(f"vmInstanceUuid: VM {vm['name']}'s volumes are on {ps['type']}; "
+                       "live migration here needs shared (Ceph) storage")
+    if host_uuid == source["uuid"]:
+        raise ApiError(f"hostUuid: VM {vm['name']} already runs on {source['name']}")
+    l2s = tuple(dict.fromkeys(ctx.db.get("l3_network", n["l3_network_uuid"])[
+        "l2_network_uuid"] for n in ctx.db.find("vm_nic", "vm_uuid = ?", (vm["uuid"],))))
+    flow = Flow(f"MigrateVm {vm['name']}", deadline)
+
+    def allocate() -> dict:
+        need = allocator.Need(vm["cpu_num"], vm["memory_size"], l2s, ps["uuid"],
+                              cluster_uuid=vm["cluster_uuid"], host_uuid=host_uuid,
+                              exclude=source["uuid"])
+        with ctx.db.tx():
+            return allocator.allocate(ctx, need, lambda p: p["uuid"] == ps["uuid"])[0]
+
+    dest = flow.step("allocate destination", allocate, lambda: allocator.release(
+        ctx, dest["uuid"], vm["cpu_num"], vm["memory_size"]))
+    flow.step("prepare destination for the storage", lambda: storage.prepare_host(
+        ctx, ps, dest))
+    flow.step("network on destination", lambda: network_on_host(ctx, vm, dest),
+              lambda: release_network_on_host(ctx, vm, dest))
+    ctx.db.update("vm", vm["uuid"], state="Migrating")
+    try:
+        flow.step("live migration", lambda: _call_host(ctx, source, "/vm/migrate", {
+            "vmUuid": vm["uuid"], "destHostIp": dest["management_ip"],
+            "storageMigrationPolicy": "shared", "timeout": max(1.0, deadline.left() - 5)},
+            deadline))
+    finally:
+        if ctx.db.get("vm", vm["uuid"])["state"] == "Migrating":
+            ctx.db.update("vm", vm["uuid"], state="Running")
+    ctx.db.update("vm", vm["uuid"], host_uuid=dest["uuid"], last_host_uuid=dest["uuid"],
+                  state="Running")
+    allocator.release(ctx, source["uuid"], vm["cpu_num"], vm["memory_size"])
+    try:
+        release_network_on_host(ctx, vm, source)
+    except (AgentCallError, ApiError) as exc:
+        log.warning("VM %s migrated; its DHCP entry on %s stays (%s)", vm["name"],
+                    source["name"], exc)
+    log.info("VM %s migrated from %s to %s", vm["name"], source["name"], dest["name"])
+
+
 def _can_hold(ctx: Context, ps: dict, image: dict) -> bool:
     """Can ``ps`` take a root volume of ``image``? (Ceph: a Ceph backup storage of the
     same cluster holds it.)"""
@@ -322,6 +379,14 @@ def register(apis: Apis) -> None:
             _delete_rows(ctx, vm["uuid"])
         log.info("VM %s (%s) destroyed", vm["name"], vm["uuid"])
         return {}
+
+    @apis.register("MigrateVm", long=True)
+    def migrate_vm(msg: MigrateVmMsg, ctx: Context, deadline: Deadline) -> dict:
+        """Live-migrate a running VM to another host of its cluster (shared storage)."""
+        vm = require(ctx, "vm", msg.vm_instance_uuid, "vmInstanceUuid")
+        with ctx.locks.hold(f"vm:{vm['uuid']}"):
+            migrate(ctx, ctx.db.get("vm", vm["uuid"]), msg.host_uuid, deadline)
+        return inventory_reply(ctx, "vm", vm["uuid"])
 
     @apis.register("GetVmConsoleAddress")
     def console_address(msg: VmUuidMsg, ctx: Context) -> dict:

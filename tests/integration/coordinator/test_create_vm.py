@@ -104,3 +104,30 @@ def test_a_create_that_fails_midway_leaves_nothing_behind(cloud):
 def _host_uuid(cloud, host) -> str:
     return next(h["uuid"] for h in cloud.api.query("QueryHost")
                 if h["managementIp"] == host.mgmt_address)
+
+
+def test_a_running_vm_migrates_live_and_its_dhcp_entry_follows(cloud):
+    vm = cloud.create_vm("mover")
+    mac = vm["vmNics"][0]["mac"]
+    cloud.wait_console(vm["uuid"], lambda r: r.ip(), "lease")
+    source = cloud.host_of(vm["uuid"])
+    moved = cloud.api("MigrateVm", vmInstanceUuid=vm["uuid"])["inventory"]
+    assert moved["hostUuid"] != vm["hostUuid"] and moved["state"] == "Running"
+    dest = cloud.host_of(vm["uuid"])
+    assert dest is not source
+
+    def virsh(host, *args):
+        return host.run(["virsh", "-c", "qemu:///system", *args], check=False).stdout
+
+    assert virsh(dest, "domstate", vm["uuid"]).strip() == "running"
+    assert vm["uuid"] not in virsh(source, "list", "--name")
+
+    def served_by(host) -> bool:
+        hosts_files = host.dir.glob("data/kvmagent/dhcp/*/hosts")
+        return any(mac in f.read_text() for f in hosts_files)
+
+    assert served_by(dest) and not served_by(source)
+    [src_row] = [h for h in cloud.api.query("QueryHost") if h["uuid"] == vm["hostUuid"]]
+    assert src_row["allocatedMemory"] == 0  # the source let go of the capacity
+    same = cloud.api.post("MigrateVm", vmInstanceUuid=vm["uuid"], hostUuid=moved["hostUuid"])
+    assert not same["success"] and "already runs" in same["error"]
