@@ -22,6 +22,7 @@ from kvmagent.drivers.libvirt_conn import LibvirtConnection
 log = logging.getLogger(__name__)
 
 USAGE_PREFIX = "zfleet-ceph-"
+TEST_DRIVER = "TEST"  # virConnectGetType of libvirt's in-process test:///default
 
 
 def ceph_secret_xml(uuid: str, user: str, usage: str) -> str:
@@ -48,6 +49,10 @@ class SecretDriver:
         """Define (or update) secret ``uuid`` with the base64 cephx ``user_key``;
         True if it was created, False if an existing one was updated."""
         uuid = _canonical(uuid)
+        if self._without_secrets():
+            log.warning("ceph secret %s not stored: libvirt's test driver keeps no secrets "
+                        "(and opens no disks that would need them)", uuid)
+            return False
         existing = self.lookup(uuid)
         usage = f"{USAGE_PREFIX}{uuid}"
         if existing is not None:
@@ -68,6 +73,8 @@ class SecretDriver:
     def delete(self, uuid: str) -> bool:
         """Remove secret ``uuid``; False if there was none (idempotent)."""
         uuid = _canonical(uuid)
+        if self._without_secrets():
+            return False
         secret = self.lookup(uuid)
         if secret is None:
             return False
@@ -79,6 +86,11 @@ class SecretDriver:
             raise AgentError(f"ceph secret {uuid}: libvirt could not remove it: {exc}") from None
         log.info("ceph secret %s removed", uuid)
         return True
+
+    def _without_secrets(self) -> bool:
+        """libvirt's test driver (the control-plane benchmark's hosts) has no secret
+        driver; only there is a ceph key accepted without being stored."""
+        return self.libvirt.conn.getType() == TEST_DRIVER
 
 
 def _canonical(uuid: str) -> str:
