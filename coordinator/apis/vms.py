@@ -72,6 +72,11 @@ def _mac() -> str:
     return "fa:" + ":".join(f"{random.randrange(256):02x}" for _ in range(5))
 
 
+def tap_name(nic: dict) -> str:
+    """The NIC's tap on its host, named after the NIC (``ip link`` tells whose it is)."""
+    return f"zv{nic['uuid'][:12]}"
+
+
 def _userdata(system_tags: list[str]) -> str | None:
     """The ``userdata::`` tag; a one-line value with literal ``\\n`` (as the seeds' CLI
     examples give it) gets its newlines back."""
@@ -94,7 +99,8 @@ def start_cmd(ctx: Context, vm: dict, timeout: float) -> dict:
         l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
         l2 = ctx.db.get("l2_network", l3["l2_network_uuid"])
         nics.append({"uuid": nic["uuid"], "mac": nic["mac"], "deviceId": nic["device_id"],
-                     "bridgeName": networks.bridge_name(l2)})
+                     "bridgeName": networks.bridge_name(l2),
+                     "nicInternalName": tap_name(nic)})
     for vol in ctx.db.find("volume", "vm_uuid = ? AND status = 'Ready' ORDER BY device_id",
                            (vm["uuid"],)):
         volumes.append(storage.volume_to(ctx.db.get("primary_storage", vol["ps_uuid"]), vol))
@@ -137,7 +143,10 @@ def _call_host(ctx: Context, host: dict, path: str, body: dict,
 def _delete_rows(ctx: Context, vm_uuid: str) -> None:
     with ctx.db.tx():
         ipam.release(ctx.db, vm_uuid)
-        ctx.db.conn().execute("DELETE FROM volume WHERE vm_uuid = ?", (vm_uuid,))
+        ctx.db.conn().execute("DELETE FROM volume WHERE vm_uuid = ? AND type = 'Root'",
+                              (vm_uuid,))
+        ctx.db.conn().execute("UPDATE volume SET vm_uuid = NULL, device_id = NULL WHERE "
+                              "vm_uuid = ?", (vm_uuid,))  # data volumes stay, detached
         ctx.db.conn().execute("DELETE FROM system_tag WHERE resource_uuid = ?", (vm_uuid,))
         ctx.db.conn().execute("DELETE FROM vm WHERE uuid = ?", (vm_uuid,))
 

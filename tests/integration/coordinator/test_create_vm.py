@@ -131,3 +131,29 @@ def test_a_running_vm_migrates_live_and_its_dhcp_entry_follows(cloud):
     assert src_row["allocatedMemory"] == 0  # the source let go of the capacity
     same = cloud.api.post("MigrateVm", vmInstanceUuid=vm["uuid"], hostUuid=moved["hostUuid"])
     assert not same["success"] and "already runs" in same["error"]
+
+
+def test_a_data_volume_is_hot_plugged_into_a_running_vm_and_out_again(cloud):
+    vm = cloud.create_vm("with-disk")
+    cloud.wait_console(vm["uuid"], lambda r: r.ip(), "lease")
+    offering = cloud.api("CreateDiskOffering", name="d", diskSize=96 << 20)["inventory"]
+    vol = cloud.api("CreateDataVolume", name="data-1",
+                    diskOfferingUuid=offering["uuid"])["inventory"]
+    assert vol["status"] == "NotInstantiated" and vol["installPath"] is None
+    attached = cloud.api("AttachDataVolumeToVm", vmInstanceUuid=vm["uuid"],
+                         volumeUuid=vol["uuid"])["inventory"]
+    assert attached["installPath"].startswith("ceph://") and attached["deviceId"] == 1
+    cloud.wait_console(vm["uuid"], lambda r: r.disks.get("vdb") == 96 << 20,
+                       "the guest sees vdb of 96 MiB")
+    # the tap is named after the NIC, for operators and EIP rules
+    nic = vm["vmNics"][0]
+    assert f"zv{nic['uuid'][:12]}" in cloud.host_of(vm["uuid"]).run(
+        ["ip", "-o", "link", "show"]).stdout
+    busy = cloud.api.post("DeleteDataVolume", uuid=vol["uuid"])
+    assert not busy["success"] and "detach" in busy["error"]
+    cloud.api("DetachDataVolumeFromVm", uuid=vol["uuid"])
+    cloud.wait_console(vm["uuid"], lambda r: "vdb" not in r.disks, "vdb unplugged")
+    cloud.api("DeleteDataVolume", uuid=vol["uuid"])
+    gone = cloud.cephagent.post("/ceph/primarystorage/getvolumesize",
+                                {"installPath": attached["installPath"]}).json()
+    assert not gone["success"]
