@@ -61,9 +61,11 @@ def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
         return ImageStore(root)
 
     def downloader() -> Downloader:
+        """One per root, so garbage sees every download in flight there."""
         s = store()
-        if str(s.root) not in downloaders:
-            downloaders[str(s.root)] = Downloader(s, ssh, cfg.file_url_roots, cfg.read_timeout)
+        if str(s.root) not in downloaders:  # setdefault: two first callers get the same
+            downloaders.setdefault(str(s.root), Downloader(s, ssh, cfg.file_url_roots,
+                                                           cfg.read_timeout))
         return downloaders[str(s.root)]
 
     def resolve(field: str, path: str) -> Path:
