@@ -20,7 +20,7 @@ from agentlib.agent import validation_message
 from coordinator import query
 from coordinator.agentclient import AgentClient
 from coordinator.api import ApiError, Apis
-from coordinator.apis import basics, hosts, images, networks, storage, vms, volumes
+from coordinator.apis import basics, eips, hosts, images, networks, storage, vms, volumes
 from coordinator.config import CoordinatorConfig
 from coordinator.context import Context
 from coordinator.db import Database, NotFound
@@ -29,7 +29,7 @@ from coordinator.jobs import Jobs
 from coordinator.reports import Reports
 
 PORT = 8080
-MODULES = (basics, hosts, storage, networks, images, vms, volumes)
+MODULES = (basics, hosts, storage, networks, images, vms, volumes, eips)
 log = logging.getLogger(__name__)
 
 

@@ -103,6 +103,8 @@ RESOURCES = [
     Resource("vm", "QueryVmInstance", nested=_vm_nested),
     NIC,
     VOLUME,
+    Resource("vip", "QueryVip"),
+    Resource("eip", "QueryEip"),
     Resource("system_tag", "QuerySystemTag"),
     Resource("global_config", "QueryGlobalConfig"),
     Resource("job", "QueryJob"),

@@ -143,6 +143,21 @@ CREATE TABLE job (
     created REAL, updated REAL, finished REAL)
 """
 
+_V2 = """
+CREATE TABLE vip (
+    uuid TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT DEFAULT '',
+    l3_network_uuid TEXT NOT NULL REFERENCES l3_network(uuid),
+    ip TEXT NOT NULL, netmask TEXT NOT NULL, gateway TEXT NOT NULL,
+    use_for TEXT DEFAULT '', state TEXT NOT NULL DEFAULT 'Enabled',
+    created REAL, updated REAL);
+CREATE TABLE eip (
+    uuid TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT DEFAULT '',
+    vip_uuid TEXT NOT NULL UNIQUE REFERENCES vip(uuid),
+    vm_nic_uuid TEXT UNIQUE REFERENCES vm_nic(uuid) ON DELETE SET NULL,
+    guest_ip TEXT, state TEXT NOT NULL DEFAULT 'Enabled', created REAL, updated REAL)
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "inventory, global configs and jobs", _V1),
+    (2, "VIPs and EIPs", _V2),
 ]

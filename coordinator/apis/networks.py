@@ -107,6 +107,11 @@ def bridge_name(l2: dict) -> str:
     return f"br_{nic}_{l2['vlan']}" if l2["type"] == "L2VlanNetwork" else f"br_{nic}"
 
 
+def tap_name(nic: dict) -> str:
+    """A VM NIC's tap on its host, named after the NIC (``ip link`` tells whose it is)."""
+    return f"zv{nic['uuid'][:12]}"
+
+
 def namespace_name(bridge: str, l3_uuid: str) -> str:
     return f"{bridge}_{l3_uuid}"
 

@@ -20,7 +20,7 @@ from agentlib.types import DisplayName, Uuid
 from coordinator import allocator, ipam
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import networks, storage
+from coordinator.apis import eips, networks, storage
 from coordinator.apis.common import inventory_reply, require, tags
 from coordinator.apis.hosts import agent_url
 from coordinator.context import Context
@@ -72,11 +72,6 @@ def _mac() -> str:
     return "fa:" + ":".join(f"{random.randrange(256):02x}" for _ in range(5))
 
 
-def tap_name(nic: dict) -> str:
-    """The NIC's tap on its host, named after the NIC (``ip link`` tells whose it is)."""
-    return f"zv{nic['uuid'][:12]}"
-
-
 def _userdata(system_tags: list[str]) -> str | None:
     """The ``userdata::`` tag; a one-line value with literal ``\\n`` (as the seeds' CLI
     examples give it) gets its newlines back."""
@@ -100,7 +95,7 @@ def start_cmd(ctx: Context, vm: dict, timeout: float) -> dict:
         l2 = ctx.db.get("l2_network", l3["l2_network_uuid"])
         nics.append({"uuid": nic["uuid"], "mac": nic["mac"], "deviceId": nic["device_id"],
                      "bridgeName": networks.bridge_name(l2),
-                     "nicInternalName": tap_name(nic)})
+                     "nicInternalName": networks.tap_name(nic)})
     for vol in ctx.db.find("volume", "vm_uuid = ? AND status = 'Ready' ORDER BY device_id",
                            (vm["uuid"],)):
         volumes.append(storage.volume_to(ctx.db.get("primary_storage", vol["ps_uuid"]), vol))
@@ -284,12 +279,21 @@ def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -
     ctx.db.update("vm", vm["uuid"], host_uuid=dest["uuid"], last_host_uuid=dest["uuid"],
                   state="Running")
     allocator.release(ctx, source["uuid"], vm["cpu_num"], vm["memory_size"])
-    try:
-        release_network_on_host(ctx, vm, source)
-    except (AgentCallError, ApiError) as exc:
-        log.warning("VM %s migrated; its DHCP entry on %s stays (%s)", vm["name"],
-                    source["name"], exc)
+    _quietly(f"DHCP and EIPs of VM {vm['name']} on {source['name']}",
+             lambda: (release_network_on_host(ctx, vm, source),
+                      eips.delete_on_host(ctx, vm, source)))
+    _quietly(f"EIPs of VM {vm['name']} on {dest['name']}",
+             lambda: eips.apply_on_host(ctx, vm, dest))
     log.info("VM %s migrated from %s to %s", vm["name"], source["name"], dest["name"])
+
+
+def _quietly(what: str, fn) -> None:
+    """Clean-up after the VM already moved on: a failure is logged, not raised (the
+    agent's ``connect``/``flush`` converge the host later)."""
+    try:
+        fn()
+    except (AgentCallError, ApiError) as exc:
+        log.warning("%s not cleaned up: %s", what, exc)
 
 
 def _can_hold(ctx: Context, ps: dict, image: dict) -> bool:
@@ -329,6 +333,7 @@ def register(apis: Apis) -> None:
                 ctx, host["uuid"], vm["cpu_num"], vm["memory_size"]))
             ctx.db.update("vm", vm["uuid"], state="Starting")
             flow.step("network on host", lambda: network_on_host(ctx, vm, host))
+            flow.step("EIPs on host", lambda: eips.apply_on_host(ctx, vm, host))
             try:
                 flow.step("start VM", lambda: _call_host(
                     ctx, host, "/vm/start", start_cmd(ctx, vm, deadline.left()), deadline))
@@ -356,6 +361,8 @@ def register(apis: Apis) -> None:
                 raise
             allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
             ctx.db.update("vm", vm["uuid"], state="Stopped", host_uuid=None)
+            _quietly(f"EIPs of VM {vm['name']} on {host['name']}",
+                     lambda: eips.delete_on_host(ctx, vm, host))
         return inventory_reply(ctx, "vm", vm["uuid"])
 
     @apis.register("RebootVmInstance", long=True)
@@ -381,6 +388,8 @@ def register(apis: Apis) -> None:
                     _call_host(ctx, host, "/vm/destroy", {"uuid": vm["uuid"]}, deadline)
                     allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
                 release_network_on_host(ctx, vm, host)
+                _quietly(f"EIPs of VM {vm['name']} on {host['name']}",
+                         lambda: eips.delete_on_host(ctx, vm, host))
             for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "
                                    "install_path IS NOT NULL", (vm["uuid"],)):
                 storage.delete_volume(ctx, ctx.db.get("primary_storage", vol["ps_uuid"]),
