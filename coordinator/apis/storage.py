@@ -90,6 +90,18 @@ class UuidMsg(ApiMessage):
     uuid: Uuid
 
 
+class AddMonMsg(ApiMessage):
+    uuid: Uuid
+    mon_urls: list[str] = Field(min_length=1)
+
+    _check_mons = field_validator("mon_urls")(_mon_urls)
+
+
+class RemoveMonMsg(ApiMessage):
+    uuid: Uuid
+    mon_hostnames: list[str] = Field(min_length=1)
+
+
 # -- where the agents are ---------------------------------------------------------------
 def ceph_agent_urls(storage: dict) -> list[str]:
     """The cephagent of each mon, in the order given."""
@@ -308,6 +320,53 @@ def register(apis: Apis) -> None:
             ctx.db.conn().execute("INSERT OR IGNORE INTO bs_zone VALUES (?, ?)",
                                   (msg.backup_storage_uuid, msg.zone_uuid))
         return inventory_reply(ctx, "backup_storage", msg.backup_storage_uuid)
+
+    def add_mons(msg: AddMonMsg, ctx: Context, table: str, prefix: str) -> dict:
+        st = require(ctx, table, msg.uuid, "uuid")
+        config = dict(st["config"])
+        for i, url in enumerate(msg.mon_urls):
+            mon = parse_mon_url(url)
+            probe = {"name": st["name"], "config": {**config, "monHosts": [mon.host]}}
+            reply = ceph_call(ctx, probe, f"{prefix}/ping", {"fsid": st["fsid"]})
+            if mon.host not in config["monHosts"]:
+                config["monHosts"] = [*config["monHosts"], mon.host]
+                config["monUrls"] = [*config["monUrls"], _without_password(url)]
+            if "mons" in config:
+                config["mons"] = _mons_of(reply)
+            log.info("%s: mon %s added (monUrls.%d)", st["name"], mon.host, i)
+        ctx.db.update(table, st["uuid"], config=config)
+        return inventory_reply(ctx, table, st["uuid"])
+
+    def remove_mons(msg: RemoveMonMsg, ctx: Context, table: str) -> dict:
+        st = require(ctx, table, msg.uuid, "uuid")
+        config = dict(st["config"])
+        keep = [i for i, h in enumerate(config["monHosts"]) if h not in msg.mon_hostnames]
+        if not keep:
+            raise ApiError(f"monHostnames: {st['name']} would have no mon left")
+        config["monHosts"] = [config["monHosts"][i] for i in keep]
+        config["monUrls"] = [config["monUrls"][i] for i in keep]
+        ctx.db.update(table, st["uuid"], config=config)
+        return inventory_reply(ctx, table, st["uuid"])
+
+    @apis.register("AddMonToCephPrimaryStorage")
+    def add_mon_ps(msg: AddMonMsg, ctx: Context) -> dict:
+        """Add mons (their cephagent must answer for the same cluster, by fsid)."""
+        return add_mons(msg, ctx, "primary_storage", PS)
+
+    @apis.register("AddMonToCephBackupStorage")
+    def add_mon_bs(msg: AddMonMsg, ctx: Context) -> dict:
+        """Add mons (their cephagent must answer for the same cluster, by fsid)."""
+        return add_mons(msg, ctx, "backup_storage", BS)
+
+    @apis.register("RemoveMonFromCephPrimaryStorage")
+    def remove_mon_ps(msg: RemoveMonMsg, ctx: Context) -> dict:
+        """Stop using these mons (at least one stays)."""
+        return remove_mons(msg, ctx, "primary_storage")
+
+    @apis.register("RemoveMonFromCephBackupStorage")
+    def remove_mon_bs(msg: RemoveMonMsg, ctx: Context) -> dict:
+        """Stop using these mons (at least one stays)."""
+        return remove_mons(msg, ctx, "backup_storage")
 
     @apis.register("DeletePrimaryStorage")
     def delete_ps(msg: UuidMsg, ctx: Context) -> dict:

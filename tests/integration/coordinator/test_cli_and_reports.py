@@ -48,3 +48,32 @@ def test_agent_reports_arrive_at_the_coordinator(demo_agent, tmp_path):
         assert bad.status_code == 400 and "commandpath" in bad.json()["error"]
     finally:
         coordinator.close()
+
+
+def test_zfleet_api_commands_and_shell_against_a_served_coordinator(tmp_path):
+    import subprocess
+    import sys
+
+    coordinator = ServedAgent(build_coordinator(CoordinatorConfig(data_dir=tmp_path,
+                                                                  background=False)))
+    zfleet_cmd = [sys.executable, "-m", "coordinator.cli", "--url", coordinator.url]
+    try:
+        made = subprocess.run([*zfleet_cmd, "CreateZone", "name=zone 1"],
+                              capture_output=True, text=True, timeout=30)
+        assert made.returncode == 0, made.stderr
+        zone = json.loads(made.stdout)["inventory"]
+        typo = subprocess.run([*zfleet_cmd, "CreateZone", "nmae=x"], capture_output=True,
+                              text=True, timeout=30)
+        assert typo.returncode == 2 and "no field 'nmae'" in typo.stderr
+        shell = subprocess.run([*zfleet_cmd, "shell"], capture_output=True, text=True,
+                               timeout=30, input=f"QueryZone uuid={zone['uuid']} "
+                               "fields=name\nhelp\nNoSuchApi\nexit\n")
+        assert shell.returncode == 0, shell.stderr
+        assert '"name": "zone 1"' in shell.stdout and ">>> " in shell.stdout
+        assert "CreateVmInstance" in shell.stdout  # help lists the APIs
+        assert "no API NoSuchApi" in shell.stderr
+        helped = subprocess.run([*zfleet_cmd, "--help"], capture_output=True, text=True,
+                                timeout=30)
+        assert "MigrateVm" in helped.stdout and "zfleet call" in helped.stdout
+    finally:
+        coordinator.close()
