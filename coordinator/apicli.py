@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import sys
+import time
 
 import requests
 
@@ -105,6 +106,11 @@ def run_api(url: str, name: str, args: list[str], timeout: float = 3 * 3600,
     except requests.RequestException as exc:
         raise CliError(f"{name}: the coordinator at {url} is not reachable ({exc})") from None
     out = reply.json()
+    while out.get("jobUuid") and (reply.status_code == 202 or out.get("state") == "Running"):
+        # a job the coordinator did not wait for: poll it
+        time.sleep(0.2)
+        reply = requests.get(f"{url.rstrip('/')}/api/result/{out['jobUuid']}", timeout=60)
+        out = reply.json()
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0 if out.get("success") else 1
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 
 from flask import Flask, jsonify, request
@@ -29,6 +30,7 @@ from coordinator.jobs import Jobs
 from coordinator.reports import Reports
 
 PORT = 8080
+CALLBACK_THREADS = 4  # HTTP threads kept free of callers waiting for jobs
 MODULES = (basics, hosts, storage, networks, images, vms, volumes, eips)
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,9 @@ def build(cfg: CoordinatorConfig) -> Coordinator:
 def _flask(ctx: Context, reports: Reports) -> Flask:
     app = Flask("coordinator")
     apis = ctx.apis
+    # Callers waiting for long APIs hold HTTP threads; agents' callbacks need some free,
+    # or a burst of waiting callers would starve the very callbacks they wait for.
+    waiters = threading.BoundedSemaphore(max(1, ctx.cfg.threads - CALLBACK_THREADS))
 
     @app.post("/api/<name>")
     def api(name: str):
@@ -91,9 +96,12 @@ def _flask(ctx: Context, reports: Reports) -> Flask:
         timeout = ctx.gconf.get("apiTimeout", name)
         job = ctx.jobs.submit(name, body, timeout,
                               lambda deadline: spec.handler(msg, ctx, deadline))
-        if request.args.get("wait", "true") == "false":
+        if request.args.get("wait", "true") == "false" or not waiters.acquire(blocking=False):
             return _reply({"success": True, "error": "", "jobUuid": job}, 202)
-        return _job_reply(ctx.jobs.wait(job, timeout + 10))
+        try:
+            return _job_reply(ctx.jobs.wait(job, timeout + 10))
+        finally:
+            waiters.release()
 
     @app.get("/api")
     def list_apis():
