@@ -13,6 +13,7 @@ import pytest
 
 from agentlib import shell
 from agentlib.receiver import CallbackReceiver
+from devcluster import procs
 from devcluster.sshd import authorize_agent
 
 pytestmark = pytest.mark.integration
@@ -119,3 +120,24 @@ def test_hostile_input_is_refused(kvm_host):
         "hostname": "10.0.0.1", "backupStorageInstallPath": "/a",
         "primaryStorageInstallPath": "/etc/evil.qcow2"})
     assert not outside["success"] and "primaryStorageInstallPath" in outside["error"]
+
+
+def test_a_cancelled_pull_leaves_nothing(kvm_host, sftpbs_host):
+    kvm, bs = kvm_host, sftpbs_host
+    root = kvm.host.dir / "localstorage"
+    assert kvm.call("/localstorage/init", {"path": str(root)}).json()["success"]
+    authorize_agent(kvm.url, bs.host)
+    big = bs.root / "big.raw"  # 2 GiB of zeros: seconds over ssh, it is cancelled first
+    shell.run(["truncate", "-s", "2G", str(big)])
+    cache = root / "imagecache" / "big.raw"
+    taskuuid = uuid.uuid4().hex
+    ack = kvm.post_async("/localstorage/sftp/download", {
+        "hostname": bs.host.mgmt_address, "backupStorageInstallPath": str(big),
+        "primaryStorageInstallPath": str(cache)}, taskuuid)
+    assert ack.status_code == 200, ack.text
+    procs.wait_for(lambda: any(p.stat().st_size for p in cache.parent.glob(".big.raw.*")),
+                   30, "the pull writing its temporary file", interval=0.02)
+    assert kvm.call("/job/cancel", {"taskUuid": taskuuid}).json()["success"]
+    [reply] = kvm.receiver.wait(timeout=30, taskuuid=taskuuid)
+    assert not reply.body["success"] and "cancelled" in reply.body["error"], reply.body
+    assert not (root / "imagecache").exists()  # the temporary file and its directory
