@@ -11,6 +11,8 @@ import logging
 import threading
 from collections import deque
 
+from coordinator import allocator
+from coordinator.api import ApiError
 from coordinator.apis import hosts
 from coordinator.context import Context
 
@@ -43,18 +45,43 @@ class Reports:
             return list(self._recent)
 
     def _vm_state(self, body: dict) -> None:
-        vm, state, host = body.get("vmUuid"), body.get("vmState"), body.get("hostUuid")
-        if not isinstance(vm, str) or state not in ("Running", "Stopped", "Crashed"):
+        """A VM changed state on its own: the row follows, and so does the capacity its
+        host lends it. While an API works on the VM, the API's outcome wins."""
+        vm_uuid, state, host = body.get("vmUuid"), body.get("vmState"), body.get("hostUuid")
+        if not isinstance(vm_uuid, str) or state not in ("Running", "Stopped", "Crashed"):
             log.warning("VM report without vmUuid/vmState: %s", body)
             return
-        # a report from a host the VM is not on (any more) says nothing about the VM
-        n = self.ctx.db.update_where("vm", "uuid = ? AND state NOT IN ('Destroyed', "
-                                     "'Expunging') AND (host_uuid = ? OR host_uuid IS NULL)",
-                                     (vm, host), state=state,
-                                     **({"host_uuid": host} if state == "Running" and host
-                                        else {}))
-        if n:
-            log.info("vm %s is %s (reported by host %s)", vm, state, host)
+        try:
+            with self.ctx.locks.hold(f"vm:{vm_uuid}", timeout=0):
+                self._apply(vm_uuid, state, host)
+        except TimeoutError:
+            log.info("vm %s reported %s while an API works on it: the API decides",
+                     vm_uuid, state)
+
+    def _apply(self, vm_uuid: str, state: str, host: str | None) -> None:
+        rows = self.ctx.db.find("vm", "uuid = ?", (vm_uuid,))
+        if not rows or rows[0]["state"] in ("Destroyed", "Expunging"):
+            return
+        vm = rows[0]
+        if vm["host_uuid"] not in (None, host):
+            log.info("vm %s: report from host %s, but it runs on %s: ignored", vm_uuid,
+                     host, vm["host_uuid"])
+            return
+        was_running = vm["state"] == "Running" and vm["host_uuid"]
+        if state in ("Stopped", "Crashed") and was_running:
+            allocator.release(self.ctx, vm["host_uuid"], vm["cpu_num"], vm["memory_size"])
+            self.ctx.db.update("vm", vm_uuid, state=state, host_uuid=None)
+        elif state == "Running" and not was_running and host:
+            try:
+                allocator.take(self.ctx, self.ctx.db.get("host", host), vm["cpu_num"],
+                               vm["memory_size"])
+            except ApiError as exc:
+                log.warning("vm %s runs on %s beyond its capacity: %s", vm_uuid, host, exc)
+            self.ctx.db.update("vm", vm_uuid, state=state, host_uuid=host,
+                               last_host_uuid=host)
+        else:
+            self.ctx.db.update("vm", vm_uuid, state=state)
+        log.info("vm %s is %s (reported by host %s)", vm_uuid, state, host)
 
     # -- on a clock -----------------------------------------------------------------------
     def start_background(self) -> None:

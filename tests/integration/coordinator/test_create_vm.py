@@ -157,3 +157,16 @@ def test_a_data_volume_is_hot_plugged_into_a_running_vm_and_out_again(cloud):
     gone = cloud.cephagent.post("/ceph/primarystorage/getvolumesize",
                                 {"installPath": attached["installPath"]}).json()
     assert not gone["success"]
+
+
+def test_a_vm_stopped_behind_the_coordinators_back_is_stopped_at_once(cloud):
+    vm = cloud.create_vm("oob")
+    host = cloud.host_of(vm["uuid"])
+    host.run(["virsh", "-c", "qemu:///system", "destroy", vm["uuid"]])
+    from devcluster import procs
+    procs.wait_for(lambda: cloud.api.query("QueryVmInstance", uuid=vm["uuid"])[0][
+        "state"] == "Stopped", 10, "the report of the out-of-band stop", interval=0.1)
+    h = cloud.api.query("QueryHost", uuid=vm["hostUuid"])[0]
+    assert h["allocatedMemory"] == 0  # the host's capacity came back with the report
+    cloud.api("StartVmInstance", uuid=vm["uuid"])
+    assert cloud.api.query("QueryVmInstance", uuid=vm["uuid"])[0]["state"] == "Running"
