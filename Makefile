@@ -26,7 +26,7 @@ integration: setup  ## the integration tier only (root: libvirtd, Ceph, namespac
 lint: setup  ## ruff
 	@$(RUFF) check .
 
-up: setup  ## bring up Ceph, libvirtd, a simulated host and every agent; print where
+up: setup  ## bring up the whole cloud (Ceph, 2 simulated KVM hosts, every agent, the coordinator) and a demo VM
 	@$(PY) -m devcluster.cli --dir $(RUN_DIR) up
 
 down:  ## stop everything `make up` started

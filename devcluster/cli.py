@@ -2,7 +2,9 @@
 
   up      Ceph (1 mon, 1 mgr, 1 OSD), the mgmt/data/public bridges, simulated KVM hosts
           (namespaces + their own libvirtd + kvmagent), the coordinator and the other
-          agents, and a demo VM started through kvmagent; prints what runs where.
+          agents; then, through the coordinator's API, a zone with those hosts, Ceph
+          primary and backup storage, a flat L3 (DHCP, user data), the guest image and
+          a demo VM (CreateVmInstance); prints what runs where.
           A running cluster is left as it is.
   down    stop all of it, by pid, from the state in --dir
   status  what runs where (--json for machines)
@@ -46,12 +48,14 @@ def print_status(status: dict) -> None:
               f"                console log {demo['console']}")
     if status["running"]:
         first = next(iter(status["hosts"].values()), None)
-        print("\nTry:")
+        print(f"\nTry:\n  export ZFLEET_URL={status['services']['coordinator']['url']}\n"
+              "  .venv/bin/zfleet QueryVmInstance fields=name,state,hostUuid\n"
+              "  .venv/bin/zfleet QueryHost fields=name,status,allocatedMemory\n"
+              "  .venv/bin/zfleet --help          (every API)  /  .venv/bin/zfleet shell")
+        if demo and demo.get("lease"):
+            print(f"  ping -c1 {demo['lease']}            (this machine routes the flat L3)")
         if first:
-            print(f"  curl -s -XPOST {first['kvmagent']}/host/ping")
             print(f"  curl -s -XPOST {first['kvmagent']}/vm/vmsync")
-            print(f"  .venv/bin/zfleet openapi {first['kvmagent']}")
-        print(f"  curl -s {status['services']['coordinator']['url']}/reports")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", type=Path, default=Path("run/devcluster"),
                     help="where the cluster's state, data and logs live (default: %(default)s)")
-    ap.add_argument("--hosts", type=int, default=1, help="simulated KVM hosts (default: 1)")
+    ap.add_argument("--hosts", type=int, default=2, help="simulated KVM hosts (default: 2)")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="bring everything up and print where it runs")
     sub.add_parser("down", help="stop everything")

@@ -2,22 +2,23 @@
 
 One directory holds everything: a Ceph cluster, the management/data/public bridges,
 simulated KVM hosts each with its own libvirtd and a kvmagent inside, the coordinator and
-the other agents on the management network's root address. ``up()`` builds it, ``down()``
-stops it by pid from the state in the directory (from any process), ``status()`` says
-what runs where.
+the other agents on the management network's root address. ``up()`` builds it and then,
+through the coordinator's API as an operator would (:mod:`devcluster.democloud`),
+registers zone, cluster, hosts, Ceph storages, the flat L3 and the guest image, and
+creates a demo VM; ``down()`` stops it by pid from the state in the directory (from any
+process), ``status()`` says what runs where.
+
+The root namespace holds the flat L3's gateway on the data bridge (a router on a real
+L2), so ``ping`` and ``ssh`` reach the VMs from this machine.
 """
 
 from __future__ import annotations
 
 import socket
-import uuid
 from pathlib import Path
 
-import requests
-
-from agentlib import jsonfile
-from agentlib.receiver import CallbackReceiver
-from devcluster import agents, guestimage, hostnet, kvmhost, procs
+from agentlib import jsonfile, shell
+from devcluster import agents, democloud, guestdisk, hostnet, kvmhost, procs
 from devcluster.ceph import CephCluster
 from devcluster.guestconsole import parse_console
 from devcluster.libvirtd import Libvirtd
@@ -25,12 +26,12 @@ from devcluster.simhost import SimHost
 
 PREFIX = "zf"
 MGMT_SUBNET = "10.99.0.0/24"
-DEMO_MAC = "52:54:00:99:00:01"
+DEMO_USERDATA = "#cloud-config\\nhostname: demo"  # one line, as the seeds' CLI sends it
 ROOT_SERVICES = ("coordinator", "cephagent", "sftpbsagent", "vragent", "consoleproxy")
 
 
 class DevCluster:
-    def __init__(self, root: Path, hosts: int = 1, prefix: str = PREFIX,
+    def __init__(self, root: Path, hosts: int = 2, prefix: str = PREFIX,
                  mgmt_subnet: str = MGMT_SUBNET):
         """``prefix`` and ``mgmt_subnet`` keep two clusters apart (link names, addresses);
         the services' ports do not clash, as each binds its own cluster's mgmt address.
@@ -73,6 +74,7 @@ class DevCluster:
             return
         self.down(progress=lambda _msg: None)  # whatever a failed or partial run left
         self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(self.root.stat().st_mode | 0o111)  # dnsmasq (nobody) reads below
         try:
             self._up(progress)
         except BaseException:
@@ -83,15 +85,17 @@ class DevCluster:
     def _up(self, progress) -> None:
         hosts = self.hosts()
         self._save_state(prefix=self.prefix, mgmt_subnet=self.net.mgmt_subnet,
-                         hosts=[h.name for h in hosts],
-                         host_uuids={h.name: uuid.uuid4().hex for h in hosts})
+                         hosts=[h.name for h in hosts])
         progress(f"network: bridges {self.net.mgmt_bridge} ({self.net.root_ip}), "
                  + ", ".join(self.net.bridges.values()))
         self.net.up()
         for name in ROOT_SERVICES:
             _check_port_free(self.mgmt_ip, agents.SERVICES[name].port, name)
+        gateway = f"{democloud.GUEST_NET}.1/24"
+        progress(f"network: {gateway} on {self.net.bridges['data']}: the flat L3's router")
+        shell.run(["ip", "addr", "replace", gateway, "dev", self.net.bridges["data"]])
         progress("ceph: starting 1 mon, 1 mgr, 1 OSD (memstore)")
-        self.ceph.start()
+        self.ceph.start(bind_address=self.mgmt_ip)  # qemu in the hosts opens RBD disks
         for host in hosts:
             progress(f"{host.name}: namespaces, NICs, libvirtd")
             host.start()
@@ -99,7 +103,8 @@ class DevCluster:
         started = {}
         for name in ROOT_SERVICES:
             progress(f"{name}: starting on {self.mgmt_ip}:{agents.SERVICES[name].port}")
-            extra = ["--ceph-conf", str(self.ceph.conf_path)] if name == "cephagent" else []
+            extra = (["--ceph-conf", str(self.ceph.conf_path), "--file-url-roots",
+                      str(kvmhost.GUEST_CACHE)] if name == "cephagent" else [])
             started[name] = self.services.add(procs.spawn(
                 name, agents.argv(name, self.mgmt_ip, agents.SERVICES[name].port, self.root,
                                   *extra),
@@ -107,42 +112,31 @@ class DevCluster:
         for name in ROOT_SERVICES:
             agents.wait_ready(name, self.url(name), started[name])
         for host in hosts:
-            progress(f"{host.name}: guest bridge {kvmhost.GUEST_BRIDGE} with DHCP, kvmagent "
-                     f"on {kvmhost.kvmagent_url(host)}")
-            kvmhost.add_guest_bridge(host)
-            kvmhost.start_kvmagent(host)
-            self._connect(host)
-        self._start_demo_vm(hosts[0], progress)
+            progress(f"{host.name}: kvmagent on {kvmhost.kvmagent_url(host)}")
+            democloud.prepare_kvm_host(host)
+        progress("guest disk image (built once, then cached)")
+        image = guestdisk.build(kvmhost.GUEST_CACHE).qcow2
+        api = democloud.HttpApi(self.url("coordinator"))
+        progress("coordinator: zone, cluster, hosts, Ceph storages, flat L3, image (API)")
+        ids = democloud.build(api, hosts, self.url("cephagent"), image)
+        self._save_state(cloud=ids.__dict__)
+        self._create_demo_vm(api, ids, hosts, progress)
 
-    def _start_demo_vm(self, host: SimHost, progress) -> None:
-        """Start the test guest on ``host`` through its kvmagent, as the coordinator will
-        (async /vm/start, reply at a callback URL), and wait for its DHCP lease."""
-        progress("demo VM: guest image (built once, then cached)")
-        image = guestimage.build(kvmhost.GUEST_CACHE)
-        vm = uuid.uuid4().hex
-        self._save_state(demo_vm={"uuid": vm, "host": host.name})
-        cmd = kvmhost.guest_vm_cmd(host, image, vm, DEMO_MAC, name="demo")
-        progress(f"demo VM {vm}: /vm/start on {host.name}'s kvmagent")
-        with CallbackReceiver(host=self.mgmt_ip) as receiver:
-            taskuuid = uuid.uuid4().hex
-            requests.post(kvmhost.kvmagent_url(host) + "/vm/start", json=cmd, timeout=10,
-                          headers={"taskuuid": taskuuid, "callbackurl": receiver.url}
-                          ).raise_for_status()
-            [reply] = receiver.wait(timeout=120, taskuuid=taskuuid)
-        if not reply.body["success"]:
-            raise RuntimeError(f"demo VM did not start: {reply.body['error']}")
-        console = kvmhost.console_log(host, vm)
-        lease = procs.wait_for(lambda: parse_console(console.read_text()).ip("eth0"), 120,
-                               "the demo VM's DHCP lease")
-        progress(f"demo VM {vm}: running, DHCP lease {lease}")
-
-    def _connect(self, host: SimHost) -> None:
-        """Tell the host's kvmagent who it is and where the coordinator takes reports."""
-        host_uuid = self._state()["host_uuids"][host.name]
-        reply = requests.post(self.url("kvmagent", host) + "/host/connect", timeout=10, json={
-            "hostUuid": host_uuid, "sendCommandUrl": self.url("coordinator") + "/report"}).json()
-        if not reply["success"]:
-            raise RuntimeError(f"{host.name}: kvmagent connect failed: {reply['error']}")
+    def _create_demo_vm(self, api: democloud.HttpApi, ids: democloud.CloudIds,
+                        hosts: list[SimHost], progress) -> None:
+        """CreateVmInstance with user data; wait until the guest has its lease and has
+        read its user data from 169.254.169.254."""
+        progress("demo VM: CreateVmInstance")
+        vm = api("CreateVmInstance", **democloud.create_vm_body(
+            ids, "demo", systemTags=[f"userdata::{DEMO_USERDATA}"]))["inventory"]
+        host_ip = api.query("QueryHost", uuid=vm["hostUuid"])[0]["managementIp"]
+        host = next(h for h in hosts if h.mgmt_address == host_ip)
+        self._save_state(demo_vm={"uuid": vm["uuid"], "host": host.name})
+        console = kvmhost.console_log(host, vm["uuid"])
+        procs.wait_for(lambda: "user-data" in parse_console(console.read_text()).metadata,
+                       180, "the demo VM's DHCP lease and user data")
+        progress(f"demo VM {vm['uuid']}: running on {host.name}, "
+                 f"IP {parse_console(console.read_text()).ip('eth0')}, user data read")
 
     def down(self, progress=print) -> None:
         """Stop everything (by pid, from the recorded state); idempotent."""
@@ -166,7 +160,9 @@ class DevCluster:
             host = next(h for h in hosts if h.name == demo["host"])
             console = kvmhost.console_log(host, demo["uuid"])
             text = console.read_text(errors="replace") if console.exists() else ""
-            demo = {**demo, "lease": parse_console(text).ip("eth0"), "console": str(console)}
+            report = parse_console(text)
+            demo = {**demo, "lease": report.ip("eth0"), "console": str(console),
+                    "userdata": report.metadata.get("user-data")}
         return {
             "demo_vm": demo,
             "dir": str(self.root),

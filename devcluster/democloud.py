@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import requests
 
@@ -24,7 +25,6 @@ from devcluster.simhost import SimHost
 
 GUEST_NET = "10.77.0"  # the flat L3, on the data L2; its router holds .1
 FIRST_IP, LAST_IP = 10, 200
-CEPH_MON = "root:password@127.0.0.1"  # the cephagent runs on this "mon node"
 
 
 class Api(Protocol):
@@ -88,10 +88,11 @@ def build(api: Api, hosts: list[SimHost], cephagent_url: str, image: Path) -> Cl
     api("AddDnsToL3Network", l3NetworkUuid=l3, dns=f"{GUEST_NET}.1")
     api("AttachNetworkServiceToL3Network", l3NetworkUuid=l3,
         networkServices={"Flat": ["DHCP", "Userdata"]})
-    port = int(cephagent_url.rsplit(":", 1)[1])
-    ps = api("AddCephPrimaryStorage", name="ceph-ps", zoneUuid=zone, monUrls=[CEPH_MON],
+    agent = urlsplit(cephagent_url)
+    port, mon = agent.port, f"root:password@{agent.hostname}"  # its "mon node"
+    ps = api("AddCephPrimaryStorage", name="ceph-ps", zoneUuid=zone, monUrls=[mon],
              agentPort=port)["inventory"]["uuid"]
-    bs = api("AddCephBackupStorage", name="ceph-bs", monUrls=[CEPH_MON],
+    bs = api("AddCephBackupStorage", name="ceph-bs", monUrls=[mon],
              agentPort=port)["inventory"]["uuid"]
     api("AttachBackupStorageToZone", backupStorageUuid=bs, zoneUuid=zone)
     image_uuid = api("AddImage", name="guest", url=f"file://{image}", format="qcow2",

@@ -13,7 +13,7 @@ DEB_PACKAGES=(
   # Ceph
   ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd
   # networking and guest tooling
-  dnsmasq-base iptables ebtables iproute2 busybox-static cpio
+  dnsmasq-base iptables ebtables iproute2 busybox-static cpio iputils-ping
   # the guest as a bootable disk image, made without mounting (devcluster/guestdisk.py)
   syslinux syslinux-common mtools dosfstools fdisk
   # benchmarks

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devcluster import hostnet
+from devcluster import democloud, hostnet
 from devcluster.cluster import DevCluster
 
 pytestmark = pytest.mark.integration
@@ -46,20 +46,27 @@ def test_up_serves_everything_and_down_removes_it(cluster_dir):
         for name in ("cephagent", "sftpbsagent", "vragent", "consoleproxy"):
             assert requests.get(status["services"][name]["url"] + "/openapi.json",
                                 timeout=5).json()["info"]["title"] == f"zfleet {name}"
-        state = json.loads(cluster.state_path.read_text())
+        api = democloud.HttpApi(status["services"]["coordinator"]["url"])
         for host in cluster.hosts():
             url = status["hosts"][host.name]["kvmagent"]
             ping = requests.post(url + "/host/ping", timeout=5).json()
-            assert ping["hostUuid"] == state["host_uuids"][host.name]
+            [known] = api.query("QueryHost", managementIp=host.mgmt_address)
+            assert ping["hostUuid"] == known["uuid"] and known["status"] == "Connected"
             # the coordinator is reachable from inside the host, as a real one would be
             out = host.run(["curl", "-sf", status["services"]["coordinator"]["url"] + "/health"])
             assert json.loads(out.stdout)["success"] is True
             assert status["hosts"][host.name]["libvirt"]["answers"] is True
-        # the demo VM was started through kvmagent and got its address by DHCP
+        # the demo VM was created through the coordinator, got its address from its
+        # host's DHCP and read its user data; this machine routes to it
         demo = status["demo_vm"]
-        assert demo["lease"].startswith("10.250.0.")
-        first = cluster.hosts()[0]
-        states = requests.post(status["hosts"][first.name]["kvmagent"] + "/vm/vmsync",
+        [vm] = api.query("QueryVmInstance", uuid=demo["uuid"])
+        assert vm["state"] == "Running" and demo["lease"] == vm["vmNics"][0]["ip"]
+        assert demo["lease"].startswith(democloud.GUEST_NET + ".")
+        assert demo["userdata"] == "#cloud-config\nhostname: demo"
+        subprocess.run(["ping", "-c", "1", "-W", "5", demo["lease"]], check=True,
+                       capture_output=True, timeout=30)
+        host = next(h for h in cluster.hosts() if h.name == demo["host"])
+        states = requests.post(status["hosts"][host.name]["kvmagent"] + "/vm/vmsync",
                                timeout=5).json()["states"]
         assert states == {demo["uuid"]: "Running"}
         # a second `up` leaves the running cluster alone
