@@ -35,6 +35,27 @@ class SshError(AgentError):
     """ssh or scp failed; the message names the host and carries their stderr."""
 
 
+def authorize_key(authorized_keys: Path, public_key: str) -> bool:
+    """Add ``public_key`` (one ``type base64 [comment]`` line) to an authorized_keys file
+    unless a line with the same key is there; False if it was. The file is replaced
+    atomically (0600, its directory 0700 if made here)."""
+    kind, blob = public_key.split()[:2]
+    lines = authorized_keys.read_text().splitlines() if authorized_keys.exists() else []
+    if any(line.split()[:2] == [kind, blob] for line in lines if line.strip()):
+        return False
+    authorized_keys.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=authorized_keys.parent, prefix=".authorized_keys.")
+    try:
+        with open(fd, "w") as f:
+            f.write("".join(f"{line}\n" for line in [*lines, public_key.strip()]))
+        Path(tmp).chmod(0o600)
+        Path(tmp).replace(authorized_keys)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
 class SshIdentity:
     """``<dir>/id_ed25519`` (0600) and its ``.pub``, generated on first use."""
 

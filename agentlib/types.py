@@ -101,3 +101,10 @@ def _volume_path(v: str) -> str:
 
 VolumePath = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_volume_path)]
 """An absolute file path, or ``ceph://<pool>/<image>[@<snapshot>]``."""
+
+
+SshPublicKey = Annotated[str, StringConstraints(
+    max_length=16384,
+    pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}"
+            r"( [^\n\r\x00]*)?$")]
+"""One OpenSSH public key line (``type base64 [comment]``), nothing else."""

@@ -20,6 +20,11 @@ class SftpBsAgentConfig(AgentConfig):
         description="seconds a download source may stay silent (connect, then each read) "
         "before the download fails",
     )
+    authorized_keys: Path = Field(
+        Path("/root/.ssh/authorized_keys"),
+        description="where authorizekey adds KVM hosts' keys: the authorized_keys of the "
+        "ssh user hosts pull images as (sshd's AuthorizedKeysFile for that user)",
+    )
     progress_seconds: float = Field(
         5.0, gt=0, description="at most one /progress/report per download this often"
     )

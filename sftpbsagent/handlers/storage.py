@@ -9,6 +9,7 @@ first and then finds the image there.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from agentlib.identity import Identity
 from agentlib.models import EmptyCommand
 from agentlib.progress import ProgressBoard
 from agentlib.ssh import SshIdentity
+from agentlib.ssh import authorize_key as authorize_key_file
 from agentlib.tasks import Task
 from agentlib.urlfetch import redact
 from sftpbsagent.config import SftpBsAgentConfig
@@ -26,6 +28,8 @@ from sftpbsagent.drivers.download import Downloader, check_url
 from sftpbsagent.drivers.records import ImageRecords, digest
 from sftpbsagent.drivers.store import ImageStore, StoreError
 from sftpbsagent.models.storage import (
+    AuthorizeKeyCmd,
+    AuthorizeKeyReply,
     CapacityReply,
     ConnectCmd,
     DeleteCmd,
@@ -45,6 +49,8 @@ from sftpbsagent.models.storage import (
 
 P = "/sftpbackupstorage"
 
+
+log = logging.getLogger(__name__)
 
 def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
     identity = Identity(cfg.data_dir)
@@ -162,6 +168,16 @@ def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
     def sshkey(cmd: EmptyCommand) -> SshKeyReply:
         """The agent's ssh public key: authorize it on hosts that serve sftp:// URLs."""
         return SshKeyReply(ssh_key=ssh.public_key())
+
+    @agent.sync(f"{P}/authorizekey")
+    def authorize_key(cmd: AuthorizeKeyCmd) -> AuthorizeKeyReply:
+        """Let the holder of ``publicKey`` (a KVM host's kvmagent) log in to pull and
+        push images: added to ``--authorized-keys`` once; repeating it changes nothing."""
+        added = authorize_key_file(cfg.authorized_keys, cmd.public_key)
+        if added:
+            log.info("authorized ssh key %s in %s", cmd.public_key.split()[-1],
+                     cfg.authorized_keys)
+        return AuthorizeKeyReply(added=added)
 
     @agent.sync(f"{P}/garbage")
     def garbage(cmd: GarbageCmd) -> GarbageReply:
