@@ -20,7 +20,8 @@ DHCP and user data, the guest disk image; two clusters in one zone:
 
 The machine is shared: the load average is printed with the figures. ``--profile DIR``
 records py-spy profiles (raw collapsed stacks) of the coordinator and of one
-control-plane kvmagent during the largest control-plane round.
+control-plane kvmagent during the largest control-plane round (py-spy takes CPU too:
+profiled figures are not the benchmark's).
 Run as root: .venv/bin/python bench/create_vms.py [--rounds 3] [--guests 1,5]
 [--counts 1,10,100] [--profile DIR]
 """
@@ -60,8 +61,10 @@ def load() -> str:
 
 
 class Bench:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, test_hosts: int = 2, coordinator_flags: tuple = ()):
         self.root = root
+        self.test_host_count = test_hosts
+        self.coordinator_flags = coordinator_flags
         self.net = hostnet.HostNetwork(hostnet.free_prefix("zb"), hostnet.free_subnet())
         self.mgmt_ip = self.net.root_ip.split("/")[0]
         self.ceph = CephCluster(root / "ceph")
@@ -90,7 +93,8 @@ class Bench:
         for host in self.guest_hosts:
             Libvirtd(host).start()
             democloud.prepare_kvm_host(host)
-        self.test_hosts = [self.host(4 + i, f"test{i + 1}") for i in range(2)]
+        self.test_hosts = [self.host(4 + i, f"test{i + 1}")
+                           for i in range(self.test_host_count)]
         for host in self.test_hosts:
             democloud.prepare_kvm_host(host, *TEST_DRIVER)
         print("building the cloud through the API", flush=True)
@@ -106,12 +110,20 @@ class Bench:
     def start_coordinator(self) -> procs.Proc:
         port = procs.free_port(self.mgmt_ip)
         proc = procs.spawn("coordinator", agents.argv("coordinator", self.mgmt_ip, port,
-                                                      self.root),
+                                                      self.root, *self.coordinator_flags),
                            self.root / "log" / "coordinator.out")
         self.services.append(proc)
         self.coordinator_url = f"http://{self.mgmt_ip}:{port}"
         agents.wait_ready("coordinator", self.coordinator_url, proc)
         return proc
+
+    def keep_logs(self, dest: Path) -> None:
+        """The coordinator's, cephagent's and control-plane kvmagents' logs, for reading
+        the per-command times next to the profiles."""
+        shutil.copy(self.root / "log" / "coordinator.log", dest)
+        shutil.copy(self.root / "cephagent" / "log" / "cephagent.log", dest)
+        for host in self.test_hosts:
+            shutil.copy(host.dir / "log" / "kvmagent.log", dest / f"kvmagent-{host.name}.log")
 
     def down(self) -> None:
         for conn in getattr(self, "conns", {}).values():
@@ -231,7 +243,7 @@ class Profiler:
         spy = Path(sys.executable).parent / "py-spy"
         self.out = out
         self.proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--subprocesses",
-                                      "--rate", "200", "--format", "raw", "--output",
+                                      "--rate", "50", "--format", "raw", "--output",
                                       str(out), "--nonblocking"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -275,7 +287,10 @@ def main() -> int:
     ap.add_argument("--counts", default="1,10,100", help="control-plane VMs created at once "
                     "per round ('' to skip)")
     ap.add_argument("--profile", type=Path, help="write py-spy profiles of the largest "
-                    "control-plane round here")
+                    "control-plane round, and the services' logs, here")
+    ap.add_argument("--test-hosts", type=int, default=2, help="control-plane hosts")
+    ap.add_argument("--agent-timeout", type=float, help="the coordinator's sync agent call "
+                    "timeout (s; default: its own)")
     args = ap.parse_args()
     guest_counts = [int(c) for c in args.guests.split(",") if c]
     counts = [int(c) for c in args.counts.split(",") if c]
@@ -283,7 +298,8 @@ def main() -> int:
     control: dict[int, list] = {}
     loads: dict = {}
     with tempfile.TemporaryDirectory(prefix="zb", dir="/tmp") as tmp:
-        bench = Bench(Path(tmp))
+        flags = ("--agent-timeout", str(args.agent_timeout)) if args.agent_timeout else ()
+        bench = Bench(Path(tmp), args.test_hosts, flags)
         try:
             bench.up()
             if guest_counts:
@@ -312,6 +328,9 @@ def main() -> int:
                 for p in profilers:
                     p.stop()
         finally:
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                bench.keep_logs(args.profile)
             bench.down()
     report(guests, control, args.rounds, loads)
     return 0
