@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from agentlib.types import DisplayName, Uuid
 from coordinator.api import ApiError, ApiMessage, Apis
 from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.storage import BS, ceph_call
+from coordinator.apis.storageagents import CEPH_BS, SFTP_BS, ceph_call, sftp_call
 from coordinator.context import Context
 from coordinator.db import new_uuid
 from coordinator.jobs import Deadline
@@ -46,12 +46,15 @@ class UuidMsg(ApiMessage):
 
 def download_to(ctx: Context, bs: dict, image: dict, url: str, deadline: Deadline) -> dict:
     """Download into one backup storage; the image_bs row says where and how it went."""
-    if bs["type"] != "Ceph":
-        raise ApiError(f"backupStorageUuids: {bs['name']} is {bs['type']}; this coordinator "
-                       "downloads into Ceph backup storages")
-    path = f"ceph://{bs['config']['poolName']}/{image['uuid']}"
-    reply = ceph_call(ctx, bs, f"{BS}/image/download",
-                      {"url": url, "installPath": path, "imageUuid": image["uuid"]}, deadline)
+    body = {"url": url, "imageUuid": image["uuid"]}
+    if bs["type"] == "Ceph":
+        path = f"ceph://{bs['config']['poolName']}/{image['uuid']}"
+        reply = ceph_call(ctx, bs, f"{CEPH_BS}/image/download", {**body, "installPath": path},
+                          deadline)
+    else:
+        path = f"{bs['url'].rstrip('/')}/images/{image['uuid']}.template"
+        reply = sftp_call(ctx, bs, f"{SFTP_BS}/download", {**body, "installPath": path},
+                          deadline)
     ctx.db.update_where("image_bs", "image_uuid = ? AND bs_uuid = ?", (image["uuid"],
                         bs["uuid"]), status="Ready", install_path=path)
     return reply
@@ -98,6 +101,9 @@ def register(apis: Apis) -> None:
         for ref in ctx.db.find("image_bs", "image_uuid = ?", (image["uuid"],)):
             bs = ctx.db.get("backup_storage", ref["bs_uuid"])
             if ref["install_path"] and bs["type"] == "Ceph":
-                ceph_call(ctx, bs, f"{BS}/image/delete", {"installPath": ref["install_path"]})
+                ceph_call(ctx, bs, f"{CEPH_BS}/image/delete",
+                          {"installPath": ref["install_path"]})
+            elif ref["install_path"]:
+                sftp_call(ctx, bs, f"{SFTP_BS}/delete", {"installPath": ref["install_path"]})
         ctx.db.delete("image", image["uuid"])
         return {}

@@ -1,12 +1,10 @@
 """Primary and backup storages: Ceph (seed 0.9: one cluster as both, copy-on-write
-everywhere) and local storage; attaching them; and what VM flows need of them (an
-image in the primary storage's cache, a root volume, a volume's VolumeTO).
+everywhere), local primary storage and SFTP backup storage; attaching them.
 
 A Ceph storage is driven through the cephagent on one of its mons (``monUrls``,
-seed 0.9's ``sshUser:sshPassword@monIp[:sshPort][/?monPort=N]``); passwords are used
-for deployment only and never stored. A Ceph backup storage serves only the Ceph
-primary storages of the same cluster (fsid): the image goes from one pool to the other
-inside the cluster, never through a host.
+seed 0.9's ``sshUser:sshPassword@monIp[:sshPort][/?monPort=N]``), an SFTP backup
+storage through the sftpbsagent on its host; passwords are for deployment only and
+never stored. What VM flows need of them is in :mod:`coordinator.apis.rootvolumes`.
 """
 
 from __future__ import annotations
@@ -15,22 +13,22 @@ import logging
 
 from pydantic import Field, field_validator
 
-from agentlib.types import AbsPath, DisplayName, Uuid
+from agentlib.types import AbsPath, DisplayName, IPv4, Uuid
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError, ApiMessage, Apis
 from coordinator.apis import hosts as hostsmod
 from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.hosts import agent_url
+from coordinator.apis.rootvolumes import prepare_host
+from coordinator.apis.storageagents import CEPH_BS as BS
+from coordinator.apis.storageagents import CEPH_PS as PS
+from coordinator.apis.storageagents import SFTP_BS, ceph_call, sftp_call
 from coordinator.context import Context
 from coordinator.db import new_uuid
-from coordinator.jobs import Deadline
 from coordinator.monurl import MonUrlError, parse_mon_url
 
 log = logging.getLogger(__name__)
 CEPHAGENT_PORT = 7762
-PS = "/ceph/primarystorage"
-BS = "/ceph/backupstorage"
-CACHE_SNAPSHOT = "cache"
+SFTPBSAGENT_PORT = 7171
 
 
 def _mon_urls(v: list[str]) -> list[str]:
@@ -76,6 +74,21 @@ class AddLocalPrimaryStorageMsg(ApiMessage):
     resource_uuid: Uuid | None = None
 
 
+class AddSftpBackupStorageMsg(ApiMessage):
+    name: DisplayName
+    hostname: IPv4
+    url: AbsPath = Field(description="the directory images are stored under")
+    username: str = Field("root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+                          description="the ssh user KVM hosts pull images as")
+    password: str | None = Field(None, repr=False, description="for deploying the agent "
+                                 "with ansible/ (never stored)")
+    ssh_port: int = Field(22, ge=1, le=65535)
+    agent_port: int = Field(SFTPBSAGENT_PORT, ge=1, le=65535,
+                            description="zfleet: where the storage's sftpbsagent listens")
+    description: str = ""
+    resource_uuid: Uuid | None = None
+
+
 class PsClusterMsg(ApiMessage):
     primary_storage_uuid: Uuid
     cluster_uuid: Uuid
@@ -102,111 +115,10 @@ class RemoveMonMsg(ApiMessage):
     mon_hostnames: list[str] = Field(min_length=1)
 
 
-# -- where the agents are ---------------------------------------------------------------
-def ceph_agent_urls(storage: dict) -> list[str]:
-    """The cephagent of each mon, in the order given."""
-    port = storage["config"]["agentPort"]
-    return [f"http://{mon}:{port}" for mon in storage["config"]["monHosts"]]
-
-
-def ceph_call(ctx: Context, storage: dict, path: str, body: dict,
-              deadline: Deadline | None = None) -> dict:
-    """A cephagent command on the first mon whose agent answers."""
-    errors = []
-    for url in ceph_agent_urls(storage):
-        try:
-            if deadline is not None:
-                return ctx.agents.call_async(url, path, body, deadline.left())
-            return ctx.agents.call(url, path, body)
-        except AgentCallError as exc:
-            if not exc.unreachable:
-                raise ApiError(f"{storage['name']}: {exc}") from None
-            errors.append(str(exc))
-    raise ApiError(f"{storage['name']}: no cephagent answers: {'; '.join(errors)}")
-
-
 def _capacity(reply: dict) -> dict:
     return {k: reply[c] for k, c in (("total_capacity", "totalCapacity"),
                                      ("available_capacity", "availableCapacity"))
             if reply.get(c) is not None}
-
-
-# -- what VM flows use ------------------------------------------------------------------
-def prepare_host(ctx: Context, ps: dict, host: dict) -> None:
-    """What a host needs before it runs a VM with volumes on ``ps``."""
-    if ps["type"] == "Ceph":
-        ctx.agents.call(agent_url(host), "/vm/createcephsecret", {
-            "uuid": ps["config"]["secretUuid"], "userKey": ps["config"]["userKey"],
-            "userName": "admin"})
-    elif ps["type"] == "LocalStorage":
-        ctx.agents.call(agent_url(host), "/localstorage/init", {"path": ps["url"]})
-
-
-def image_cache(ctx: Context, ps: dict, image: dict, deadline: Deadline) -> str:
-    """The image in ``ps``'s cache (made once, however many VMs ask at once): the
-    protected snapshot volumes are cloned from."""
-    if ps["type"] != "Ceph":
-        raise ApiError(f"primary storage {ps['name']}: images for {ps['type']} come with "
-                       "the SFTP backup storage (not in this coordinator yet)")
-    with ctx.locks.hold(f"imagecache:{ps['uuid']}:{image['uuid']}"):
-        cached = ctx.db.find("image_cache", "ps_uuid = ? AND host_uuid = '' AND "
-                             "image_uuid = ? AND status = 'Ready'", (ps["uuid"], image["uuid"]))
-        if cached:
-            return cached[0]["install_path"]
-        src = _image_on_same_cluster(ctx, ps, image)
-        dst = f"ceph://{ps['config']['imageCachePoolName']}/{image['uuid']}"
-        snapshot = f"{dst}@{CACHE_SNAPSHOT}"
-        deadline.check("image cache")
-        ceph_call(ctx, ps, f"{PS}/volume/cp", {"srcPath": src, "dstPath": dst}, deadline)
-        ceph_call(ctx, ps, f"{PS}/snapshot/commit", {"snapshotPath": snapshot})
-        ctx.db.conn().execute("DELETE FROM image_cache WHERE ps_uuid = ? AND host_uuid = '' "
-                              "AND image_uuid = ?", (ps["uuid"], image["uuid"]))
-        ctx.db.insert("image_cache", {"uuid": new_uuid(), "ps_uuid": ps["uuid"],
-                                      "image_uuid": image["uuid"], "install_path": snapshot,
-                                      "status": "Ready", "size": image["size"]})
-        log.info("image %s cached in primary storage %s at %s", image["name"], ps["name"],
-                 snapshot)
-        return snapshot
-
-
-def _image_on_same_cluster(ctx: Context, ps: dict, image: dict) -> str:
-    refs = ctx.db.conn().execute(
-        "SELECT r.install_path, b.fsid FROM image_bs r JOIN backup_storage b ON "
-        "b.uuid = r.bs_uuid WHERE r.image_uuid = ? AND r.status = 'Ready' AND "
-        "b.type = 'Ceph'", (image["uuid"],)).fetchall()
-    for path, fsid in refs:
-        if fsid == ps["fsid"]:
-            return path
-    raise ApiError(f"image {image['name']} is on no Ceph backup storage of the cluster of "
-                   f"primary storage {ps['name']} (fsid {ps['fsid']}); seed 0.9: a Ceph "
-                   "backup storage serves only the primary storage of the same cluster")
-
-
-def create_root_volume(ctx: Context, ps: dict, image: dict, volume_uuid: str,
-                       size: int, deadline: Deadline) -> str:
-    """A copy-on-write clone of the cached image, grown to ``size`` if larger."""
-    snapshot = image_cache(ctx, ps, image, deadline)
-    path = f"ceph://{ps['config']['rootVolumePoolName']}/{volume_uuid}"
-    ceph_call(ctx, ps, f"{PS}/volume/clone", {"srcPath": snapshot, "dstPath": path})
-    if size > image["size"]:
-        ceph_call(ctx, ps, f"{PS}/volume/resize", {"installPath": path, "size": size})
-    return path
-
-
-def delete_volume(ctx: Context, ps: dict, install_path: str) -> None:
-    if ps["type"] == "Ceph":
-        ceph_call(ctx, ps, f"{PS}/delete", {"installPath": install_path})
-
-
-def volume_to(ps: dict, volume: dict) -> dict:
-    """The VolumeTO of ``volume`` for kvmagent's /vm/start."""
-    to = {"volumeUuid": volume["uuid"], "deviceId": volume["device_id"] or 0,
-          "installPath": volume["install_path"]}
-    if ps["type"] == "Ceph":
-        to.update(deviceType="ceph", format="raw", secretUuid=ps["config"]["secretUuid"],
-                  monInfo=[{"hostname": m["host"], "port": m["port"]}
-                           for m in ps["config"]["mons"]])
-    return to
 
 
 def _mons_of(reply: dict) -> list[dict]:
@@ -271,6 +183,19 @@ def register(apis: Apis) -> None:
                                          "hostname": draft["config"]["monHosts"][0],
                                          "agent_port": msg.agent_port, "fsid": reply["fsid"],
                                          "config": config, **_capacity(reply)})
+        return inventory_reply(ctx, "backup_storage", uuid)
+
+    @apis.register("AddSftpBackupStorage", long=True)
+    def add_sftp_bs(msg: AddSftpBackupStorageMsg, ctx: Context, deadline) -> dict:
+        """Add an SFTP backup storage: images as files under ``url`` on ``hostname``."""
+        uuid = msg.resource_uuid or new_uuid()
+        row = {"uuid": uuid, "name": msg.name, "type": "SftpBackupStorage", "url": msg.url,
+               "description": msg.description, "hostname": msg.hostname,
+               "agent_port": msg.agent_port,
+               "config": {"username": msg.username, "sshPort": msg.ssh_port}}
+        reply = sftp_call(ctx, row, f"{SFTP_BS}/connect", {
+            "storagePath": msg.url, "uuid": uuid, "sendCommandUrl": ctx.report_url})
+        ctx.db.insert("backup_storage", {**row, **_capacity(reply)})
         return inventory_reply(ctx, "backup_storage", uuid)
 
     @apis.register("AddLocalPrimaryStorage")

@@ -20,7 +20,7 @@ from agentlib.types import DisplayName, Uuid
 from coordinator import allocator, ipam
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import eips, networks, storage
+from coordinator.apis import eips, networks, rootvolumes
 from coordinator.apis.common import inventory_reply, require, tags
 from coordinator.apis.hosts import agent_url
 from coordinator.context import Context
@@ -98,7 +98,8 @@ def start_cmd(ctx: Context, vm: dict, timeout: float) -> dict:
                      "nicInternalName": networks.tap_name(nic)})
     for vol in ctx.db.find("volume", "vm_uuid = ? AND status = 'Ready' ORDER BY device_id",
                            (vm["uuid"],)):
-        volumes.append(storage.volume_to(ctx.db.get("primary_storage", vol["ps_uuid"]), vol))
+        volumes.append(rootvolumes.volume_to(ctx.db.get("primary_storage", vol["ps_uuid"]),
+                                              vol))
     root = next(v for v in volumes if v["volumeUuid"] == vm["root_volume_uuid"])
     return {"vmInstanceUuid": vm["uuid"], "vmName": vm["name"], "memory": vm["memory_size"],
             "cpuNum": vm["cpu_num"], "cpuSpeed": vm["cpu_speed"] or 0,
@@ -177,7 +178,8 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
 
     def allocate() -> tuple[dict, dict]:
         with ctx.db.tx() as db:
-            host, ps = allocator.allocate(ctx, need, lambda p: _can_hold(ctx, p, image))
+            host, ps = allocator.allocate(ctx, need,
+                                          lambda p: rootvolumes.can_hold(ctx, p, image))
             db["vm"].insert({
                 "uuid": uuid, "name": msg.name, "description": msg.description,
                 "zone_uuid": host["zone_uuid"], "cluster_uuid": host["cluster_uuid"],
@@ -212,12 +214,14 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
         _delete_rows(ctx, uuid)
 
     host, ps = flow.step("allocate host, storage and IPs", allocate, unallocate)
-    path = flow.step("create root volume", lambda: storage.create_root_volume(
-        ctx, ps, image, root_uuid, root_size, deadline),
-        lambda: storage.delete_volume(ctx, ps, f"ceph://{ps['config']['rootVolumePoolName']}"
-                                      f"/{root_uuid}"))
-    ctx.db.update("volume", root_uuid, install_path=path, status="Ready")
-    flow.step("prepare host for the storage", lambda: storage.prepare_host(ctx, ps, host))
+    flow.step("prepare host for the storage", lambda: rootvolumes.prepare_host(ctx, ps, host))
+    path = flow.step("create root volume", lambda: rootvolumes.create_root_volume(
+        ctx, ps, host, image, root_uuid, root_size, deadline),
+        lambda: rootvolumes.delete_volume(ctx, ps, rootvolumes.root_volume_path(
+            ps, root_uuid), host))
+    ctx.db.update("volume", root_uuid, install_path=path, status="Ready",
+                  format="raw" if ps["type"] == "Ceph" else "qcow2",
+                  host_uuid=host["uuid"] if ps["type"] == "LocalStorage" else "")
     vm = ctx.db.get("vm", uuid)
     flow.step("network on host", lambda: network_on_host(ctx, vm, host),
               lambda: release_network_on_host(ctx, vm, host))
@@ -263,7 +267,7 @@ def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -
 
     dest = flow.step("allocate destination", allocate, lambda: allocator.release(
         ctx, dest["uuid"], vm["cpu_num"], vm["memory_size"]))
-    flow.step("prepare destination for the storage", lambda: storage.prepare_host(
+    flow.step("prepare destination for the storage", lambda: rootvolumes.prepare_host(
         ctx, ps, dest))
     flow.step("network on destination", lambda: network_on_host(ctx, vm, dest),
               lambda: release_network_on_host(ctx, vm, dest))
@@ -294,17 +298,6 @@ def _quietly(what: str, fn) -> None:
         fn()
     except (AgentCallError, ApiError) as exc:
         log.warning("%s not cleaned up: %s", what, exc)
-
-
-def _can_hold(ctx: Context, ps: dict, image: dict) -> bool:
-    """Can ``ps`` take a root volume of ``image``? (Ceph: a Ceph backup storage of the
-    same cluster holds it.)"""
-    if ps["type"] != "Ceph":
-        return False
-    return bool(ctx.db.conn().execute(
-        "SELECT 1 FROM image_bs r JOIN backup_storage b ON b.uuid = r.bs_uuid WHERE "
-        "r.image_uuid = ? AND r.status = 'Ready' AND b.type = 'Ceph' AND b.fsid = ?",
-        (image["uuid"], ps["fsid"])).fetchone())
 
 
 def register(apis: Apis) -> None:
@@ -392,8 +385,8 @@ def register(apis: Apis) -> None:
                          lambda: eips.delete_on_host(ctx, vm, host))
             for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "
                                    "install_path IS NOT NULL", (vm["uuid"],)):
-                storage.delete_volume(ctx, ctx.db.get("primary_storage", vol["ps_uuid"]),
-                                      vol["install_path"])
+                rootvolumes.delete_volume(ctx, ctx.db.get("primary_storage", vol["ps_uuid"]),
+                                          vol["install_path"], host)
             _delete_rows(ctx, vm["uuid"])
         log.info("VM %s (%s) destroyed", vm["name"], vm["uuid"])
         return {}

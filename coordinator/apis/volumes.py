@@ -9,9 +9,10 @@ from pydantic import Field
 
 from agentlib.types import DisplayName, Uuid
 from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import storage
+from coordinator.apis import rootvolumes
 from coordinator.apis.common import inventory_reply, require
 from coordinator.apis.hosts import agent_url
+from coordinator.apis.storageagents import CEPH_PS, ceph_call
 from coordinator.context import Context
 from coordinator.db import new_uuid
 from coordinator.jobs import Deadline
@@ -49,7 +50,7 @@ def instantiate(ctx: Context, volume: dict, ps: dict) -> dict:
         raise ApiError(f"primaryStorageUuid: data volumes on {ps['type']} are not "
                        "supported by this coordinator yet")
     path = f"ceph://{ps['config']['dataVolumePoolName']}/{volume['uuid']}"
-    storage.ceph_call(ctx, ps, f"{storage.PS}/volume/createempty",
+    ceph_call(ctx, ps, f"{CEPH_PS}/volume/createempty",
                       {"installPath": path, "size": volume["size"]})
     ctx.db.update("volume", volume["uuid"], ps_uuid=ps["uuid"], install_path=path,
                   status="Ready")
@@ -61,7 +62,7 @@ def _hotplug(ctx: Context, vm: dict, volume: dict, path: str, deadline: Deadline
     ps = ctx.db.get("primary_storage", volume["ps_uuid"])
     try:
         ctx.agents.call_async(agent_url(host), path, {
-            "vmUuid": vm["uuid"], "volume": storage.volume_to(ps, volume)}, deadline.left())
+            "vmUuid": vm["uuid"], "volume": rootvolumes.volume_to(ps, volume)}, deadline.left())
     except Exception as exc:  # noqa: BLE001 - said with the host
         raise ApiError(f"host {host['name']}: {exc}") from None
 
@@ -144,7 +145,7 @@ def register(apis: Apis) -> None:
             raise ApiError(f"uuid: volume {volume['name']} is attached to VM "
                            f"{volume['vm_uuid']}; detach it first")
         if volume["install_path"]:
-            storage.delete_volume(ctx, ctx.db.get("primary_storage", volume["ps_uuid"]),
-                                  volume["install_path"])
+            rootvolumes.delete_volume(ctx, ctx.db.get("primary_storage", volume["ps_uuid"]),
+                                      volume["install_path"], None)
         ctx.db.delete("volume", volume["uuid"])
         return {}
