@@ -21,7 +21,17 @@ from agentlib.agent import validation_message
 from coordinator import query
 from coordinator.agentclient import AgentClient
 from coordinator.api import ApiError, Apis
-from coordinator.apis import basics, eips, hosts, images, networks, storage, vms, volumes
+from coordinator.apis import (
+    basics,
+    eips,
+    hosts,
+    images,
+    networks,
+    storage,
+    vmdeletion,
+    vms,
+    volumes,
+)
 from coordinator.config import CoordinatorConfig
 from coordinator.context import Context
 from coordinator.db import Database, NotFound
@@ -31,7 +41,7 @@ from coordinator.reports import Reports
 
 PORT = 8080
 CALLBACK_THREADS = 4  # HTTP threads kept free of callers waiting for jobs
-MODULES = (basics, hosts, storage, networks, images, vms, volumes, eips)
+MODULES = (basics, hosts, storage, networks, images, vms, vmdeletion, volumes, eips)
 log = logging.getLogger(__name__)
 
 

@@ -13,7 +13,7 @@ from collections import deque
 
 from coordinator import allocator
 from coordinator.api import ApiError
-from coordinator.apis import hosts
+from coordinator.apis import hosts, vmdeletion
 from coordinator.context import Context
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ class Reports:
     def start_background(self) -> None:
         self._every("host-ping", lambda: self.ctx.gconf.get("host", "ping.interval"),
                     lambda: hosts.ping_all(self.ctx))
+        self._every("vm-expunge", lambda: self.ctx.gconf.get("vm", "expungeInterval"),
+                    lambda: vmdeletion.expunge_due(self.ctx))
 
     def _every(self, name: str, interval, work) -> None:
         def loop() -> None:

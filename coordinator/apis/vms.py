@@ -126,7 +126,7 @@ def release_network_on_host(ctx: Context, vm: dict, host: dict) -> None:
         networks.release_nic(ctx, host, nic)
 
 
-def _call_host(ctx: Context, host: dict, path: str, body: dict,
+def call_host(ctx: Context, host: dict, path: str, body: dict,
                deadline: Deadline | None = None) -> dict:
     try:
         if deadline is not None:
@@ -136,7 +136,7 @@ def _call_host(ctx: Context, host: dict, path: str, body: dict,
         raise ApiError(f"host {host['name']}: {exc}") from None
 
 
-def _delete_rows(ctx: Context, vm_uuid: str) -> None:
+def delete_rows(ctx: Context, vm_uuid: str) -> None:
     with ctx.db.tx():
         ipam.release(ctx.db, vm_uuid)
         ctx.db.conn().execute("DELETE FROM volume WHERE vm_uuid = ? AND type = 'Root'",
@@ -211,7 +211,7 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
 
     def unallocate() -> None:
         allocator.release(ctx, host["uuid"], offering["cpu_num"], offering["memory_size"])
-        _delete_rows(ctx, uuid)
+        delete_rows(ctx, uuid)
 
     host, ps = flow.step("allocate host, storage and IPs", allocate, unallocate)
     flow.step("prepare host for the storage", lambda: rootvolumes.prepare_host(ctx, ps, host))
@@ -226,10 +226,10 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
     flow.step("network on host", lambda: network_on_host(ctx, vm, host),
               lambda: release_network_on_host(ctx, vm, host))
     if msg.strategy == "InstantStart":
-        flow.step("start VM", lambda: _call_host(ctx, host, "/vm/start",
+        flow.step("start VM", lambda: call_host(ctx, host, "/vm/start",
                                                  start_cmd(ctx, vm, deadline.left()),
                                                  deadline),
-                  lambda: _call_host(ctx, host, "/vm/destroy", {"uuid": uuid},
+                  lambda: call_host(ctx, host, "/vm/destroy", {"uuid": uuid},
                                      Deadline(UNDO_TIMEOUT, "destroy")))
         ctx.db.update("vm", uuid, state="Running")
     else:
@@ -273,7 +273,7 @@ def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -
               lambda: release_network_on_host(ctx, vm, dest))
     ctx.db.update("vm", vm["uuid"], state="Migrating")
     try:
-        flow.step("live migration", lambda: _call_host(ctx, source, "/vm/migrate", {
+        flow.step("live migration", lambda: call_host(ctx, source, "/vm/migrate", {
             "vmUuid": vm["uuid"], "destHostIp": dest["management_ip"],
             "storageMigrationPolicy": "shared", "timeout": max(1.0, deadline.left() - 5)},
             deadline))
@@ -283,15 +283,15 @@ def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -
     ctx.db.update("vm", vm["uuid"], host_uuid=dest["uuid"], last_host_uuid=dest["uuid"],
                   state="Running")
     allocator.release(ctx, source["uuid"], vm["cpu_num"], vm["memory_size"])
-    _quietly(f"DHCP and EIPs of VM {vm['name']} on {source['name']}",
+    quietly(f"DHCP and EIPs of VM {vm['name']} on {source['name']}",
              lambda: (release_network_on_host(ctx, vm, source),
                       eips.delete_on_host(ctx, vm, source)))
-    _quietly(f"EIPs of VM {vm['name']} on {dest['name']}",
+    quietly(f"EIPs of VM {vm['name']} on {dest['name']}",
              lambda: eips.apply_on_host(ctx, vm, dest))
     log.info("VM %s migrated from %s to %s", vm["name"], source["name"], dest["name"])
 
 
-def _quietly(what: str, fn) -> None:
+def quietly(what: str, fn) -> None:
     """Clean-up after the VM already moved on: a failure is logged, not raised (the
     agent's ``connect``/``flush`` converge the host later)."""
     try:
@@ -328,7 +328,7 @@ def register(apis: Apis) -> None:
             flow.step("network on host", lambda: network_on_host(ctx, vm, host))
             flow.step("EIPs on host", lambda: eips.apply_on_host(ctx, vm, host))
             try:
-                flow.step("start VM", lambda: _call_host(
+                flow.step("start VM", lambda: call_host(
                     ctx, host, "/vm/start", start_cmd(ctx, vm, deadline.left()), deadline))
             except ApiError:
                 ctx.db.update("vm", vm["uuid"], state="Stopped")
@@ -348,13 +348,13 @@ def register(apis: Apis) -> None:
             ctx.db.update("vm", vm["uuid"], state="Stopping")
             path = "/vm/stop" if msg.type == "grace" else "/vm/destroy"
             try:
-                _call_host(ctx, host, path, {"uuid": vm["uuid"]}, deadline)
+                call_host(ctx, host, path, {"uuid": vm["uuid"]}, deadline)
             except ApiError:
                 ctx.db.update("vm", vm["uuid"], state=vm["state"])
                 raise
             allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
             ctx.db.update("vm", vm["uuid"], state="Stopped", host_uuid=None)
-            _quietly(f"EIPs of VM {vm['name']} on {host['name']}",
+            quietly(f"EIPs of VM {vm['name']} on {host['name']}",
                      lambda: eips.delete_on_host(ctx, vm, host))
         return inventory_reply(ctx, "vm", vm["uuid"])
 
@@ -364,32 +364,9 @@ def register(apis: Apis) -> None:
         vm = require(ctx, "vm", msg.uuid, "uuid")
         if vm["state"] != "Running":
             raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Running")
-        _call_host(ctx, ctx.db.get("host", vm["host_uuid"]), "/vm/reboot",
+        call_host(ctx, ctx.db.get("host", vm["host_uuid"]), "/vm/reboot",
                    {"uuid": vm["uuid"]}, deadline)
         return inventory_reply(ctx, "vm", vm["uuid"])
-
-    @apis.register("DestroyVmInstance", long=True)
-    def destroy_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
-        """Destroy a VM: the domain, its DHCP/user data, its root volume, its IPs."""
-        vm = require(ctx, "vm", msg.uuid, "uuid")
-        with ctx.locks.hold(f"vm:{vm['uuid']}"):
-            vm = ctx.db.get("vm", vm["uuid"])
-            host_uuid = vm["host_uuid"] or vm["last_host_uuid"]
-            host = ctx.db.get("host", host_uuid) if host_uuid else None
-            if host is not None:
-                if vm["host_uuid"]:
-                    _call_host(ctx, host, "/vm/destroy", {"uuid": vm["uuid"]}, deadline)
-                    allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
-                release_network_on_host(ctx, vm, host)
-                _quietly(f"EIPs of VM {vm['name']} on {host['name']}",
-                         lambda: eips.delete_on_host(ctx, vm, host))
-            for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "
-                                   "install_path IS NOT NULL", (vm["uuid"],)):
-                rootvolumes.delete_volume(ctx, ctx.db.get("primary_storage", vol["ps_uuid"]),
-                                          vol["install_path"], host)
-            _delete_rows(ctx, vm["uuid"])
-        log.info("VM %s (%s) destroyed", vm["name"], vm["uuid"])
-        return {}
 
     @apis.register("MigrateVm", long=True)
     def migrate_vm(msg: MigrateVmMsg, ctx: Context, deadline: Deadline) -> dict:
@@ -406,7 +383,7 @@ def register(apis: Apis) -> None:
         if vm["state"] != "Running":
             raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Running")
         host = ctx.db.get("host", vm["host_uuid"])
-        reply = _call_host(ctx, host, "/vm/getvncport", {"vmUuid": vm["uuid"]})
+        reply = call_host(ctx, host, "/vm/getvncport", {"vmUuid": vm["uuid"]})
         return {"hostIp": host["management_ip"], "port": reply["port"],
                 "protocol": reply["protocol"]}
 

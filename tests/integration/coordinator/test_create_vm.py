@@ -41,12 +41,23 @@ def test_a_vm_is_created_boots_with_its_ip_and_user_data_and_goes_through_its_li
     console = cloud.api("GetVmConsoleAddress", uuid=vm["uuid"])
     assert console["port"] > 0 and console["protocol"] == "vnc"
 
+    def rbd_exists() -> bool:
+        return cloud.cephagent.post("/ceph/primarystorage/getvolumesize",
+                                    {"installPath": root["installPath"]}).json()["success"]
+
+    # Delay (the default policy): off its host, recoverable with its disk and address
+    destroyed = cloud.api("DestroyVmInstance", uuid=vm["uuid"])["inventory"]
+    assert destroyed["state"] == "Destroyed" and destroyed["hostUuid"] is None
+    assert vm["uuid"] not in cloud.host_of(vm["uuid"]).run(
+        ["virsh", "-c", "qemu:///system", "list", "--name"]).stdout
+    assert rbd_exists() and destroyed["vmNics"][0]["ip"] == nic["ip"]
+    assert cloud.api("RecoverVmInstance", uuid=vm["uuid"])["inventory"]["state"] == "Stopped"
+    cloud.api("StartVmInstance", uuid=vm["uuid"])
     cloud.api("DestroyVmInstance", uuid=vm["uuid"])
+    cloud.api("ExpungeVmInstance", uuid=vm["uuid"])  # now, not after expungePeriod
     assert cloud.api.query("QueryVmInstance", uuid=vm["uuid"]) == []
     assert cloud.api.query("QueryVolume", vmUuid=vm["uuid"]) == []
-    rbd = cloud.cephagent.post("/ceph/primarystorage/getvolumesize",
-                               {"installPath": root["installPath"]}).json()
-    assert not rbd["success"]  # the clone is gone from Ceph
+    assert not rbd_exists()  # the clone is gone from Ceph
     assert not cloud.api.ctx.db.find("used_ip", "owner_uuid = ?", (vm["uuid"],))
 
 
@@ -170,3 +181,28 @@ def test_a_vm_stopped_behind_the_coordinators_back_is_stopped_at_once(cloud):
     assert h["allocatedMemory"] == 0  # the host's capacity came back with the report
     cloud.api("StartVmInstance", uuid=vm["uuid"])
     assert cloud.api.query("QueryVmInstance", uuid=vm["uuid"])[0]["state"] == "Running"
+
+
+def test_deletion_policies_direct_never_and_the_expunger(cloud):
+    from coordinator.apis import vmdeletion
+
+    api = cloud.api
+    api("UpdateGlobalConfig", category="vm", name="deletionPolicy", value="Direct")
+    direct = cloud.create_vm("direct")
+    assert "inventory" not in api("DestroyVmInstance", uuid=direct["uuid"])
+    assert api.query("QueryVmInstance", uuid=direct["uuid"]) == []
+
+    api("UpdateGlobalConfig", category="vm", name="deletionPolicy", value="Never")
+    api("UpdateGlobalConfig", category="vm", name="expungePeriod", value="0")
+    kept = cloud.create_vm("kept")
+    api("DestroyVmInstance", uuid=kept["uuid"])
+    assert vmdeletion.expunge_due(api.ctx) == 0  # Never: the expunger leaves it
+    assert api.query("QueryVmInstance", uuid=kept["uuid"])[0]["state"] == "Destroyed"
+
+    api("UpdateGlobalConfig", category="vm", name="deletionPolicy", value="Delay")
+    assert vmdeletion.expunge_due(api.ctx) == 1  # Delay, period 0: expunged
+    assert api.query("QueryVmInstance") == []
+    assert not api.ctx.db.find("used_ip", "purpose = 'VmNic'")
+    not_destroyed = cloud.create_vm("alive")
+    refused = api.post("ExpungeVmInstance", uuid=not_destroyed["uuid"])
+    assert not refused["success"] and "destroy it first" in refused["error"]

@@ -60,6 +60,7 @@ def test_a_vm_on_local_storage_boots_from_an_image_pulled_from_sftp(
             c.read_text()).ip() == vm["vmNics"][0]["ip"], 120, f"{vm['name']}'s lease")
 
     api("DestroyVmInstance", uuid=vms[0]["uuid"])
+    api("ExpungeVmInstance", uuid=vms[0]["uuid"])
     assert not host.run(["test", "-e", root["installPath"]], check=False).rc == 0
     refused = api.post("CreateVmInstance", name="nowhere", imageUuid=image["uuid"],
                        instanceOfferingUuid=offering, l3NetworkUuids=[l3],

@@ -1,0 +1,111 @@
+"""Destroying VMs by the deletion policy (seed 1.0): ``vm/deletionPolicy`` Direct
+removes everything at once; Delay (the default) stops the VM, frees its host and
+keeps its volumes and addresses as a Destroyed VM that RecoverVmInstance brings back
+(Stopped) until the expunger removes it ``vm/expungePeriod`` seconds later (checked
+every ``vm/expungeInterval``); Never keeps it until ExpungeVmInstance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from agentlib.types import Uuid
+from coordinator import allocator
+from coordinator.api import ApiError, ApiMessage, Apis
+from coordinator.apis import eips, rootvolumes
+from coordinator.apis.common import inventory_reply, require
+from coordinator.apis.vms import call_host, delete_rows, quietly, release_network_on_host
+from coordinator.context import Context
+from coordinator.jobs import Deadline
+
+log = logging.getLogger(__name__)
+EXPUNGE_TIMEOUT = 600.0
+
+
+class VmUuidMsg(ApiMessage):
+    uuid: Uuid
+
+
+def _leave_host(ctx: Context, vm: dict, deadline: Deadline) -> dict | None:
+    """The VM off its host: domain destroyed, capacity, DHCP, user data and EIPs freed.
+    The host it last had (or None)."""
+    host_uuid = vm["host_uuid"] or vm["last_host_uuid"]
+    host = ctx.db.get("host", host_uuid) if host_uuid else None
+    if host is None:
+        return None
+    if vm["host_uuid"]:
+        call_host(ctx, host, "/vm/destroy", {"uuid": vm["uuid"]}, deadline)
+        allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
+        ctx.db.update("vm", vm["uuid"], host_uuid=None)
+    release_network_on_host(ctx, vm, host)
+    quietly(f"EIPs of VM {vm['name']} on {host['name']}",
+             lambda: eips.delete_on_host(ctx, vm, host))
+    return host
+
+
+def expunge(ctx: Context, vm: dict, deadline: Deadline) -> None:
+    """Remove a VM for good: off its host, its root volume's bits, its rows and IPs."""
+    host = _leave_host(ctx, vm, deadline)
+    for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "
+                           "install_path IS NOT NULL", (vm["uuid"],)):
+        rootvolumes.delete_volume(ctx, ctx.db.get("primary_storage", vol["ps_uuid"]),
+                                  vol["install_path"], host)
+    delete_rows(ctx, vm["uuid"])
+    log.info("VM %s (%s) expunged", vm["name"], vm["uuid"])
+
+
+def expunge_due(ctx: Context) -> int:
+    """Expunge the Destroyed VMs whose period is over (not under policy Never)."""
+    if ctx.gconf.get("vm", "deletionPolicy") == "Never":
+        return 0
+    before = time.time() - ctx.gconf.get("vm", "expungePeriod")
+    done = 0
+    for vm in ctx.db.find("vm", "state = 'Destroyed' AND updated <= ?", (before,)):
+        try:
+            with ctx.locks.hold(f"vm:{vm['uuid']}", timeout=0):
+                expunge(ctx, ctx.db.get("vm", vm["uuid"]),
+                        Deadline(EXPUNGE_TIMEOUT, "expunge"))
+            done += 1
+        except (ApiError, TimeoutError, LookupError) as exc:
+            log.warning("VM %s not expunged now: %s", vm["uuid"], exc)
+    return done
+
+
+def register(apis: Apis) -> None:
+    @apis.register("DestroyVmInstance", long=True)
+    def destroy_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
+        """Destroy a VM as vm/deletionPolicy says (Direct, Delay, Never)."""
+        vm = require(ctx, "vm", msg.uuid, "uuid")
+        policy = ctx.gconf.get("vm", "deletionPolicy")
+        with ctx.locks.hold(f"vm:{vm['uuid']}"):
+            vm = ctx.db.get("vm", vm["uuid"])
+            if policy == "Direct":
+                expunge(ctx, vm, deadline)
+                return {}
+            if vm["state"] != "Destroyed":
+                _leave_host(ctx, vm, deadline)
+                ctx.db.update("vm", vm["uuid"], state="Destroyed")
+        log.info("VM %s (%s) destroyed (%s: recoverable)", vm["name"], vm["uuid"], policy)
+        return inventory_reply(ctx, "vm", vm["uuid"])
+
+    @apis.register("RecoverVmInstance")
+    def recover_vm(msg: VmUuidMsg, ctx: Context) -> dict:
+        """Bring a Destroyed VM back, Stopped, with its volumes and addresses."""
+        vm = require(ctx, "vm", msg.uuid, "uuid")
+        with ctx.locks.hold(f"vm:{vm['uuid']}"):
+            if ctx.db.get("vm", vm["uuid"])["state"] != "Destroyed":
+                raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Destroyed")
+            ctx.db.update("vm", vm["uuid"], state="Stopped")
+        return inventory_reply(ctx, "vm", vm["uuid"])
+
+    @apis.register("ExpungeVmInstance", long=True)
+    def expunge_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
+        """Remove a Destroyed VM for good now."""
+        vm = require(ctx, "vm", msg.uuid, "uuid")
+        with ctx.locks.hold(f"vm:{vm['uuid']}"):
+            vm = ctx.db.get("vm", vm["uuid"])
+            if vm["state"] != "Destroyed":
+                raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}; destroy it first")
+            expunge(ctx, vm, deadline)
+        return {}
