@@ -8,6 +8,7 @@ http://127.0.0.1:8080):
   zfleet CreateVmInstance name=vm1 imageUuid=... instanceOfferingUuid=... \\
       l3NetworkUuids=... systemTags='userdata::#cloud-config...'
   zfleet shell                      (a >>> prompt)
+  zfleet dump-db --keep-amount 14   (an online backup of the database; restore-db)
 
 An agent directly:
 
@@ -29,12 +30,13 @@ import json
 import re
 import sys
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 
 from agentlib.receiver import CallbackReceiver
-from coordinator import apicli
+from coordinator import apicli, dbbackup
 
 API_NAME = re.compile(r"^[A-Z][A-Za-z0-9]+$")
 
@@ -149,7 +151,35 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--timeout", type=float, default=10.0)
     o.set_defaults(func=openapi)
     sub.add_parser("shell", help="an interactive >>> prompt for the coordinator's API")
+    d = sub.add_parser("dump-db", help="an online backup of the coordinator's database",
+                       description=dbbackup.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--db", type=Path, default=dbbackup.DEFAULT_DB, help="the database file")
+    d.add_argument("--dir", type=Path, help="where backups go (default: <db dir>/backups)")
+    d.add_argument("--file-name", help="the backup's name (default: zfleet-<time>)")
+    d.add_argument("--keep-amount", type=int, help="keep this many backups, newest first")
+    d.set_defaults(func=dump_db)
+    r = sub.add_parser("restore-db", help="replace the database with a backup (stop the "
+                       "coordinator first)")
+    r.add_argument("backup", type=Path)
+    r.add_argument("--db", type=Path, default=dbbackup.DEFAULT_DB, help="the database file")
+    r.set_defaults(func=restore_db)
     return ap
+
+
+def dump_db(args: argparse.Namespace) -> int:
+    made, removed = dbbackup.dump(args.db, args.dir or args.db.parent / "backups",
+                                  args.file_name, args.keep_amount)
+    print(f"backup {made} ({made.stat().st_size} bytes)")
+    for old in removed:
+        print(f"removed old backup {old}")
+    return 0
+
+
+def restore_db(args: argparse.Namespace) -> int:
+    dbbackup.restore(args.backup, args.db)
+    print(f"{args.db} restored from {args.backup}")
+    return 0
 
 
 def _agent_command(argv: list[str]) -> int:
