@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from agentlib import server
 from agentlib.agent import validation_message
-from coordinator import query
+from coordinator import gc, query
 from coordinator.agentclient import AgentClient
 from coordinator.api import ApiError, Apis
 from coordinator.apis import (
@@ -72,6 +72,7 @@ def build(cfg: CoordinatorConfig) -> Coordinator:
     for module in MODULES:
         module.register(apis)
     ctx.gconf = GlobalConfig(db, apis.long_timeouts())
+    ctx.on_host_connect.extend([storage.on_host_connect, gc.on_host_connect])
     ctx.jobs = Jobs(db, cfg.api_workers)
     reports = Reports(ctx)
     if cfg.background:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agentlib.locks import NamedLocks
@@ -22,6 +23,8 @@ class Context:
     gconf: GlobalConfig | None = None
     jobs: Jobs | None = None
     locks: NamedLocks = field(default_factory=NamedLocks)
+    on_host_connect: list[Callable[[Context, str], None]] = field(default_factory=list)
+    """Run after a host (re)connected: storage re-prepares it, GC runs its jobs."""
 
     @property
     def report_url(self) -> str:

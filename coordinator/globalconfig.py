@@ -89,6 +89,9 @@ DEFINITIONS: list[ConfigDef] = [
                       "MostMemoryHostAllocatorStrategy"),
               "how CreateVmInstance picks a host when the offering does not say"),
     ConfigDef("ha", "enable", "true", _bool, "restart NeverStop VMs of lost hosts elsewhere"),
+    ConfigDef("gc", "interval", "60", _number(float, 1),
+              "seconds between rounds of pending garbage collection jobs (besides the "
+              "round each host's reconnection triggers)"),
     *(ConfigDef(cat, "deletionPolicy", "Delay", _DELETION, f"how a deleted {cat} goes")
       for cat in ("vm", "volume", "image")),
     *(ConfigDef(cat, "expungePeriod", "86400", _number(int, 0),

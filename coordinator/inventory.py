@@ -108,6 +108,7 @@ RESOURCES = [
     Resource("system_tag", "QuerySystemTag"),
     Resource("global_config", "QueryGlobalConfig"),
     Resource("job", "QueryJob"),
+    Resource("gc_job", "QueryGCJob"),
 ]
 BY_TABLE = {r.table: r for r in RESOURCES}
 

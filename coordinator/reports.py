@@ -11,7 +11,7 @@ import logging
 import threading
 from collections import deque
 
-from coordinator import allocator
+from coordinator import allocator, gc
 from coordinator.api import ApiError
 from coordinator.apis import hosts, vmdeletion
 from coordinator.context import Context
@@ -89,6 +89,8 @@ class Reports:
                     lambda: hosts.ping_all(self.ctx))
         self._every("vm-expunge", lambda: self.ctx.gconf.get("vm", "expungeInterval"),
                     lambda: vmdeletion.expunge_due(self.ctx))
+        self._every("gc", lambda: self.ctx.gconf.get("gc", "interval"),
+                    lambda: gc.run_all(self.ctx))
 
     def _every(self, name: str, interval, work) -> None:
         def loop() -> None:

@@ -157,7 +157,18 @@ CREATE TABLE eip (
     guest_ip TEXT, state TEXT NOT NULL DEFAULT 'Enabled', created REAL, updated REAL)
 """
 
+_V3 = """
+CREATE TABLE gc_job (
+    uuid TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT DEFAULT '',
+    host_uuid TEXT NOT NULL, path TEXT NOT NULL, body_json TEXT NOT NULL,
+    is_async INTEGER NOT NULL DEFAULT 0, via_ps_uuid TEXT DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'Pending', attempts INTEGER DEFAULT 0,
+    last_error TEXT DEFAULT '', created REAL, updated REAL);
+CREATE INDEX gc_job_host ON gc_job (host_uuid, status)
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "inventory, global configs and jobs", _V1),
     (2, "VIPs and EIPs", _V2),
+    (3, "garbage collection jobs", _V3),
 ]

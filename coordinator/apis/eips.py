@@ -73,10 +73,15 @@ def apply_on_host(ctx: Context, vm: dict, host: dict) -> None:
         ctx.agents.call(agent_url(host), f"{EIP}/apply", {"eip": eip_to(ctx, eip, nic)})
 
 
-def delete_on_host(ctx: Context, vm: dict, host: dict) -> None:
+def delete_commands(ctx: Context, vm: dict) -> list[tuple[str, dict]]:
+    """The host commands that remove the VM's EIPs from its host, as (path, body)."""
     eips = [{"eipUuid": eip["uuid"]} for eip, _ in _eips_of(ctx, vm["uuid"])]
-    if eips:
-        ctx.agents.call(agent_url(host), f"{EIP}/batchdelete", {"eips": eips})
+    return [(f"{EIP}/batchdelete", {"eips": eips})] if eips else []
+
+
+def delete_on_host(ctx: Context, vm: dict, host: dict) -> None:
+    for path, body in delete_commands(ctx, vm):
+        ctx.agents.call(agent_url(host), path, body)
 
 
 def _eips_of(ctx: Context, vm_uuid: str) -> list[tuple[dict, dict]]:

@@ -74,12 +74,9 @@ def connect(ctx: Context, uuid: str) -> dict:
                       missed_pings=0, last_ping=now(), last_error="")
     log.info("host %s (%s) connected: %d CPUs, %d MiB", host["name"], url, cap["cpuNum"],
              cap["totalMemory"] >> 20)
-    for hook in ON_CONNECT:
+    for hook in ctx.on_host_connect:
         hook(ctx, uuid)
     return ctx.db.get("host", uuid)
-
-
-ON_CONNECT: list = []  # (ctx, host_uuid): storage and network modules re-apply their state
 
 
 def reconnect_quietly(ctx: Context, uuid: str) -> None:
@@ -160,5 +157,7 @@ def register(apis: Apis) -> None:
         if vms:
             raise ApiError(f"uuid: host {msg.uuid} still runs {len(vms)} VMs "
                            f"({', '.join(v['name'] for v in vms[:5])}); stop or migrate them")
+        ctx.db.update_where("gc_job", "host_uuid = ? AND status = 'Pending'", (msg.uuid,),
+                            status="Cancelled", last_error="the host was deleted")
         ctx.db.delete("host", msg.uuid)
         return {}

@@ -165,18 +165,20 @@ def apply_nic(ctx: Context, host: dict, vm: dict, nic: dict, default: bool,
                                             "vmHostname": _hostname(vm["name"])}}})
 
 
-def release_nic(ctx: Context, host: dict, nic: dict) -> None:
-    """Undo :func:`apply_nic` (absent entries are fine on the agent)."""
+def release_commands(ctx: Context, nic: dict) -> list[tuple[str, dict]]:
+    """The host commands that undo :func:`apply_nic` (absent entries are fine on the
+    agent), as (path, body)."""
     l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
     l2 = ctx.db.get("l2_network", l3["l2_network_uuid"])
     ns = namespace_name(bridge_name(l2), l3["uuid"])
-    url = agent_url(host)
+    commands = []
     if has_service(l3, "Userdata"):
-        ctx.agents.call(url, "/flatnetworkprovider/userdata/release",
-                        {"namespaceName": ns, "vmIp": nic["ip"]})
+        commands.append(("/flatnetworkprovider/userdata/release",
+                         {"namespaceName": ns, "vmIp": nic["ip"]}))
     if has_service(l3, "DHCP"):
-        ctx.agents.call(url, f"{DHCP}/release", {"dhcp": [{"namespaceName": ns,
-                                                           "mac": nic["mac"]}]})
+        commands.append((f"{DHCP}/release", {"dhcp": [{"namespaceName": ns,
+                                                        "mac": nic["mac"]}]}))
+    return commands
 
 
 def _hostname(name: str) -> str:

@@ -16,7 +16,6 @@ from pydantic import Field, field_validator
 from agentlib.types import AbsPath, DisplayName, IPv4, Uuid
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import hosts as hostsmod
 from coordinator.apis.common import inventory_reply, require
 from coordinator.apis.rootvolumes import prepare_host
 from coordinator.apis.storageagents import CEPH_BS as BS
@@ -129,7 +128,7 @@ def _mons_of(reply: dict) -> list[dict]:
     return out
 
 
-def _on_host_connect(ctx: Context, host_uuid: str) -> None:
+def on_host_connect(ctx: Context, host_uuid: str) -> None:
     """A (re)connected host gets the secrets and directories of its cluster's storages."""
     host = ctx.db.get("host", host_uuid)
     for ps in ctx.db.find("primary_storage", "uuid IN (SELECT ps_uuid FROM ps_cluster "
@@ -142,7 +141,6 @@ def _on_host_connect(ctx: Context, host_uuid: str) -> None:
 
 
 def register(apis: Apis) -> None:
-    hostsmod.ON_CONNECT.append(_on_host_connect)
 
     def mon_config(mon_urls: list[str], port: int) -> dict:
         return {"monHosts": [parse_mon_url(u).host for u in mon_urls], "agentPort": port,

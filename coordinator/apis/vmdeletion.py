@@ -15,8 +15,10 @@ from coordinator import allocator
 from coordinator.api import ApiError, ApiMessage, Apis
 from coordinator.apis import eips, rootvolumes
 from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.vms import call_host, delete_rows, quietly, release_network_on_host
+from coordinator.apis.storageagents import CEPH_PS
+from coordinator.apis.vms import delete_rows, release_commands
 from coordinator.context import Context
+from coordinator.gc import HostCalls
 from coordinator.jobs import Deadline
 
 log = logging.getLogger(__name__)
@@ -27,32 +29,45 @@ class VmUuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def _leave_host(ctx: Context, vm: dict, deadline: Deadline) -> dict | None:
-    """The VM off its host: domain destroyed, capacity, DHCP, user data and EIPs freed.
-    The host it last had (or None)."""
-    host_uuid = vm["host_uuid"] or vm["last_host_uuid"]
-    host = ctx.db.get("host", host_uuid) if host_uuid else None
-    if host is None:
-        return None
+def _leave_host(ctx: Context, vm: dict, calls: HostCalls | None) -> None:
+    """The VM off its host: domain destroyed, capacity, DHCP, user data and EIPs freed
+    (kept as GC jobs if the host is unreachable)."""
+    if calls is None:
+        return
     if vm["host_uuid"]:
-        call_host(ctx, host, "/vm/destroy", {"uuid": vm["uuid"]}, deadline)
-        allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
+        calls.send("/vm/destroy", {"uuid": vm["uuid"]}, f"destroy VM {vm['uuid']}",
+                   is_async=True)
+        allocator.release(ctx, vm["host_uuid"], vm["cpu_num"], vm["memory_size"])
         ctx.db.update("vm", vm["uuid"], host_uuid=None)
-    release_network_on_host(ctx, vm, host)
-    quietly(f"EIPs of VM {vm['name']} on {host['name']}",
-             lambda: eips.delete_on_host(ctx, vm, host))
-    return host
+    for path, body in [*release_commands(ctx, vm), *eips.delete_commands(ctx, vm)]:
+        calls.send(path, body, f"{path} for VM {vm['uuid']}")
+
+
+def _calls(ctx: Context, vm: dict, deadline: Deadline) -> HostCalls | None:
+    host_uuid = vm["host_uuid"] or vm["last_host_uuid"]
+    rows = ctx.db.find("host", "uuid = ?", (host_uuid,)) if host_uuid else []
+    return HostCalls(ctx, rows[0], max(1.0, deadline.left())) if rows else None
 
 
 def expunge(ctx: Context, vm: dict, deadline: Deadline) -> None:
-    """Remove a VM for good: off its host, its root volume's bits, its rows and IPs."""
-    host = _leave_host(ctx, vm, deadline)
+    """Remove a VM for good: off its host, its root volume's bits, its rows and IPs.
+    What an unreachable host cannot do now becomes GC jobs; the rows go at once."""
+    calls = _calls(ctx, vm, deadline)
+    _leave_host(ctx, vm, calls)
     for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "
                            "install_path IS NOT NULL", (vm["uuid"],)):
-        rootvolumes.delete_volume(ctx, ctx.db.get("primary_storage", vol["ps_uuid"]),
-                                  vol["install_path"], host)
+        ps = ctx.db.get("primary_storage", vol["ps_uuid"])
+        what = f"delete volume {vol['uuid']}"
+        if calls is None:
+            rootvolumes.delete_volume(ctx, ps, vol["install_path"], None)
+        elif ps["type"] == "LocalStorage":
+            calls.send("/localstorage/delete", {"path": vol["install_path"]}, what)
+        else:  # the VM may still hold the image open: after the host's commands
+            calls.after_host(ps, f"{CEPH_PS}/delete", {"installPath": vol["install_path"]},
+                             what)
     delete_rows(ctx, vm["uuid"])
-    log.info("VM %s (%s) expunged", vm["name"], vm["uuid"])
+    log.info("VM %s (%s) expunged%s", vm["name"], vm["uuid"],
+             f"; {calls.kept} host commands kept for GC" if calls and calls.kept else "")
 
 
 def expunge_due(ctx: Context) -> int:
@@ -84,7 +99,7 @@ def register(apis: Apis) -> None:
                 expunge(ctx, vm, deadline)
                 return {}
             if vm["state"] != "Destroyed":
-                _leave_host(ctx, vm, deadline)
+                _leave_host(ctx, vm, _calls(ctx, vm, deadline))
                 ctx.db.update("vm", vm["uuid"], state="Destroyed")
         log.info("VM %s (%s) destroyed (%s: recoverable)", vm["name"], vm["uuid"], policy)
         return inventory_reply(ctx, "vm", vm["uuid"])

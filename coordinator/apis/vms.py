@@ -121,9 +121,15 @@ def network_on_host(ctx: Context, vm: dict, host: dict) -> None:
                            _userdata(system_tags), ssh_keys[-1] if ssh_keys else None)
 
 
+def release_commands(ctx: Context, vm: dict) -> list[tuple[str, dict]]:
+    """The host commands that take the VM's DHCP entries and user data off its host."""
+    return [cmd for nic in ctx.db.find("vm_nic", "vm_uuid = ?", (vm["uuid"],))
+            for cmd in networks.release_commands(ctx, nic)]
+
+
 def release_network_on_host(ctx: Context, vm: dict, host: dict) -> None:
-    for nic in ctx.db.find("vm_nic", "vm_uuid = ?", (vm["uuid"],)):
-        networks.release_nic(ctx, host, nic)
+    for path, body in release_commands(ctx, vm):
+        ctx.agents.call(agent_url(host), path, body)
 
 
 def call_host(ctx: Context, host: dict, path: str, body: dict,

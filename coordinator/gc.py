@@ -1,0 +1,125 @@
+"""Garbage collection (seed 1.1): agent work that cannot be done now is kept, not lost.
+
+When a VM (or its volume) is deleted while its host's agent is unreachable, the
+database changes at once and each host command that could not be sent becomes a
+persisted job (``gc_job``: what, where, why, attempts, status). Work that must follow
+the host's (deleting a Ceph volume the still-running VM holds open) is kept in the same
+queue, sent through the storage's agent (``via_ps_uuid``). Jobs run in order when their
+host reconnects (event) and on an interval (time); a job whose host was deleted is
+Cancelled, never run. Agent commands are idempotent, so running one twice is harmless.
+QueryGCJob lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from coordinator.agentclient import AgentCallError
+from coordinator.api import ApiError
+from coordinator.apis.hosts import agent_url
+from coordinator.apis.storageagents import ceph_call
+from coordinator.context import Context
+from coordinator.db import new_uuid
+
+log = logging.getLogger(__name__)
+JOB_TIMEOUT = 300.0
+
+
+def on_host_connect(ctx: Context, host_uuid: str) -> None:
+    """The event-based trigger: a host that (re)connected gets its jobs run."""
+    run_host(ctx, host_uuid)
+
+
+class HostCalls:
+    """Host commands for work the database already considers done: sent now, or kept as
+    GC jobs once the host proves unreachable (the rest then go straight to the jobs,
+    instead of each waiting for its own timeout). A refusal by a reachable agent is
+    raised as usual."""
+
+    def __init__(self, ctx: Context, host: dict, timeout: float = 60.0):
+        self.ctx, self.host, self.timeout = ctx, host, timeout
+        self.kept = 0
+
+    def after_host(self, ps: dict, path: str, body: dict, what: str) -> bool:
+        """A Ceph storage command that must wait for this host's kept commands (if any)."""
+        if not self.kept:
+            ceph_call(self.ctx, ps, path, body)
+            return True
+        self._keep(path, body, what, False, "waits for the host's commands", ps["uuid"])
+        return False
+
+    def send(self, path: str, body: dict, what: str, is_async: bool = False) -> bool:
+        """True if it ran now."""
+        if not self.kept:
+            try:
+                url = agent_url(self.host)
+                if is_async:
+                    self.ctx.agents.call_async(url, path, body, self.timeout)
+                else:
+                    self.ctx.agents.call(url, path, body)
+                return True
+            except AgentCallError as exc:
+                if not exc.unreachable:
+                    raise
+                error = str(exc)
+        else:
+            error = "host unreachable (an earlier command of this operation failed)"
+        self._keep(path, body, what, is_async, error)
+        return False
+
+    def _keep(self, path: str, body: dict, what: str, is_async: bool, error: str,
+              via_ps: str = "") -> None:
+        self.ctx.db.insert("gc_job", {"uuid": new_uuid(), "name": what,
+                                      "host_uuid": self.host["uuid"], "path": path,
+                                      "body": body, "is_async": int(is_async),
+                                      "via_ps_uuid": via_ps, "last_error": error})
+        self.kept += 1
+        log.warning("host %s unreachable: '%s' kept for garbage collection",
+                    self.host["name"], what)
+
+
+def run_host(ctx: Context, host_uuid: str) -> tuple[int, int]:
+    """Run the host's pending jobs, oldest first; (done, failed)."""
+    rows = ctx.db.find("host", "uuid = ?", (host_uuid,))
+    jobs = ctx.db.find("gc_job", "host_uuid = ? AND status = 'Pending' ORDER BY created, rowid",
+                       (host_uuid,))
+    if not rows:
+        for job in jobs:
+            ctx.db.update("gc_job", job["uuid"], status="Cancelled",
+                          last_error="the host was deleted")
+        return 0, 0
+    done = failed = 0
+    for job in jobs:
+        try:
+            if job["via_ps_uuid"]:
+                ceph_call(ctx, ctx.db.get("primary_storage", job["via_ps_uuid"]), job["path"],
+                          job["body"])
+            elif job["is_async"]:
+                ctx.agents.call_async(agent_url(rows[0]), job["path"], job["body"],
+                                      JOB_TIMEOUT)
+            else:
+                ctx.agents.call(agent_url(rows[0]), job["path"], job["body"])
+        except (AgentCallError, ApiError, LookupError) as exc:
+            failed += 1
+            ctx.db.update("gc_job", job["uuid"], attempts=job["attempts"] + 1,
+                          last_error=str(exc))
+            if getattr(exc, "unreachable", False):
+                break  # still gone: the next reconnect or round tries again
+            continue
+        done += 1
+        ctx.db.update("gc_job", job["uuid"], status="Done", attempts=job["attempts"] + 1,
+                      last_error="")
+    if done or failed:
+        log.info("garbage collection on host %s: %d done, %d failed", rows[0]["name"], done,
+                 failed)
+    return done, failed
+
+
+def run_all(ctx: Context) -> None:
+    """The time-based round: every host with pending jobs (deleted hosts' jobs cancelled)."""
+    hosts = {r[0] for r in ctx.db.conn().execute(
+        "SELECT DISTINCT host_uuid FROM gc_job WHERE status = 'Pending'")}
+    for host_uuid in sorted(hosts):
+        connected = ctx.db.find("host", "uuid = ? AND status = 'Connected'", (host_uuid,))
+        if connected or not ctx.db.find("host", "uuid = ?", (host_uuid,)):
+            run_host(ctx, host_uuid)
