@@ -26,6 +26,7 @@ from coordinator.apis import (
     eips,
     hosts,
     images,
+    maintenance,
     networks,
     storage,
     vmdeletion,
@@ -41,7 +42,8 @@ from coordinator.reports import Reports
 
 PORT = 8080
 CALLBACK_THREADS = 4  # HTTP threads kept free of callers waiting for jobs
-MODULES = (basics, hosts, storage, networks, images, vms, vmdeletion, volumes, eips)
+MODULES = (basics, hosts, maintenance, storage, networks, images, vms, vmdeletion, volumes,
+           eips)
 log = logging.getLogger(__name__)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
 
 from pydantic import Field
 
@@ -42,11 +41,6 @@ class AddKvmHostMsg(ApiMessage):
 
 class HostUuidMsg(ApiMessage):
     uuid: Uuid
-
-
-class ChangeHostStateMsg(ApiMessage):
-    uuid: Uuid
-    state_event: Literal["enable", "disable"]
 
 
 def agent_url(host: dict) -> str:
@@ -138,14 +132,6 @@ def register(apis: Apis) -> None:
         """Connect a host's agent again (after an agent upgrade or a lost connection)."""
         require(ctx, "host", msg.uuid, "uuid")
         connect(ctx, msg.uuid)
-        return inventory_reply(ctx, "host", msg.uuid)
-
-    @apis.register("ChangeHostState")
-    def change_host_state(msg: ChangeHostStateMsg, ctx: Context) -> dict:
-        """Enable or disable a host: a disabled host gets no new VMs."""
-        require(ctx, "host", msg.uuid, "uuid")
-        ctx.db.update("host", msg.uuid,
-                      state="Enabled" if msg.state_event == "enable" else "Disabled")
         return inventory_reply(ctx, "host", msg.uuid)
 
     @apis.register("DeleteHost")

@@ -297,6 +297,24 @@ def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -
     log.info("VM %s migrated from %s to %s", vm["name"], source["name"], dest["name"])
 
 
+def stop(ctx: Context, vm: dict, deadline: Deadline, cold: bool = False) -> None:
+    """Stop the VM (the caller holds ``vm:<uuid>``); its host's capacity comes back."""
+    if vm["state"] in ("Stopped", "Created"):
+        return
+    host = require(ctx, "host", vm["host_uuid"], "uuid")
+    ctx.db.update("vm", vm["uuid"], state="Stopping")
+    try:
+        call_host(ctx, host, "/vm/destroy" if cold else "/vm/stop", {"uuid": vm["uuid"]},
+                  deadline)
+    except ApiError:
+        ctx.db.update("vm", vm["uuid"], state=vm["state"])
+        raise
+    allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
+    ctx.db.update("vm", vm["uuid"], state="Stopped", host_uuid=None)
+    quietly(f"EIPs of VM {vm['name']} on {host['name']}",
+            lambda: eips.delete_on_host(ctx, vm, host))
+
+
 def quietly(what: str, fn) -> None:
     """Clean-up after the VM already moved on: a failure is logged, not raised (the
     agent's ``connect``/``flush`` converge the host later)."""
@@ -347,21 +365,7 @@ def register(apis: Apis) -> None:
         """Stop a VM: ACPI power-off (grace), forced after the agent's timeout; or cold."""
         vm = require(ctx, "vm", msg.uuid, "uuid")
         with ctx.locks.hold(f"vm:{vm['uuid']}"):
-            vm = ctx.db.get("vm", vm["uuid"])
-            if vm["state"] in ("Stopped", "Created"):
-                return inventory_reply(ctx, "vm", vm["uuid"])
-            host = require(ctx, "host", vm["host_uuid"], "uuid")
-            ctx.db.update("vm", vm["uuid"], state="Stopping")
-            path = "/vm/stop" if msg.type == "grace" else "/vm/destroy"
-            try:
-                call_host(ctx, host, path, {"uuid": vm["uuid"]}, deadline)
-            except ApiError:
-                ctx.db.update("vm", vm["uuid"], state=vm["state"])
-                raise
-            allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
-            ctx.db.update("vm", vm["uuid"], state="Stopped", host_uuid=None)
-            quietly(f"EIPs of VM {vm['name']} on {host['name']}",
-                     lambda: eips.delete_on_host(ctx, vm, host))
+            stop(ctx, ctx.db.get("vm", vm["uuid"]), deadline, cold=msg.type == "cold")
         return inventory_reply(ctx, "vm", vm["uuid"])
 
     @apis.register("RebootVmInstance", long=True)
