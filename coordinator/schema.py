@@ -164,11 +164,12 @@ CREATE TABLE gc_job (
     is_async INTEGER NOT NULL DEFAULT 0, via_ps_uuid TEXT DEFAULT '',
     status TEXT NOT NULL DEFAULT 'Pending', attempts INTEGER DEFAULT 0,
     last_error TEXT DEFAULT '', created REAL, updated REAL);
-CREATE INDEX gc_job_host ON gc_job (host_uuid, status)
+CREATE INDEX gc_job_host ON gc_job (host_uuid, status);
+CREATE INDEX vm_state ON vm (state, updated)
 """
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "inventory, global configs and jobs", _V1),
     (2, "VIPs and EIPs", _V2),
-    (3, "garbage collection jobs", _V3),
+    (3, "garbage collection jobs; VMs by state", _V3),
 ]
