@@ -46,7 +46,7 @@ from devcluster import agents, democloud, hostnet, procs
 from devcluster.ceph import CephCluster
 from devcluster.guestconsole import parse_console
 from devcluster.guestdisk import build as build_disk
-from devcluster.kvmhost import GUEST_CACHE, console_log
+from devcluster.kvmhost import GUEST_CACHE, console_log, kvmagent_url
 from devcluster.libvirtd import Libvirtd
 from devcluster.simhost import SimHost
 
@@ -231,7 +231,7 @@ class Bench:
         _, job_time, vms = self.create(n, tag, clusterUuid=self.test_cluster)
         running = 0
         for host in self.test_hosts:
-            states = requests.post(f"http://{host.mgmt_address}:7070/vm/vmsync", json={},
+            states = requests.post(kvmagent_url(host) + "/vm/vmsync", json={},
                                    timeout=30).json()["states"]
             running += sum(1 for vm in vms if states.get(vm["uuid"]) == "Running")
         if running != n or len({vm["vmNics"][0]["ip"] for vm in vms}) != n:
