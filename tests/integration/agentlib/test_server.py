@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 AGENTS = {
     "kvmagent": ["/host/echo", "/host/ping"],
-    "cephagent": ["/ceph/primarystorage/echo", "/ceph/backupstorage/ping"],
+    "cephagent": ["/ceph/primarystorage/echo", "/ceph/backupstorage/echo"],  # ping: a cluster
     "sftpbsagent": ["/sftpbackupstorage/echo", "/sftpbackupstorage/ping"],
     "vragent": ["/echo", "/ping"],
     "consoleproxy": ["/console/echo", "/console/ping"],
