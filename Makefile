@@ -39,6 +39,7 @@ bench: setup  ## the benchmarks under bench/
 	@$(PY) bench/agent_http.py
 	@$(PY) bench/vm_lifecycle.py
 	@$(PY) bench/dhcp_apply.py
+	@$(PY) bench/create_vms.py
 
 clean: down  ## remove .venv and run state
 	rm -rf .venv run
