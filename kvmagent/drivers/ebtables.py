@@ -44,14 +44,43 @@ def ensure_chain(chain: str, wanted: list[str], jump_from: str = "FORWARD",
         _run(table, "-N", chain, "-P", "RETURN")
         current, changed = [], True
     if current != wanted:
-        _run(table, "-F", chain)
-        for rule in wanted:
-            _run(table, "-A", chain, *shlex.split(rule))
+        _converge(table, chain, current, wanted)
         changed = True
     if f"-j {chain}" not in (rules(jump_from, table) or []):
         _run(table, "-I", jump_from, "-j", chain)
         changed = True
     return changed
+
+
+def _converge(table: str, chain: str, current: list[str], wanted: list[str]) -> None:
+    """Rules added or removed, order kept (a VM applied or released): only those are
+    inserted or deleted, one ebtables call each, and the other VMs' rules never leave
+    the chain. Anything else: flush and rebuild. (Rewriting the whole chain on every
+    change made 100 VMs on an L3 cost ~10,000 ebtables runs.)"""
+    if _is_subsequence(current, wanted):
+        position = 0
+        for rule in wanted:
+            position += 1
+            if position > len(current) or current[position - 1] != rule:
+                current = [*current[:position - 1], rule, *current[position - 1:]]
+                _run(table, "-I", chain, str(position), *shlex.split(rule))
+    elif _is_subsequence(wanted, current):
+        keep = iter(wanted)
+        expected = next(keep, None)
+        for rule in current:
+            if rule == expected:
+                expected = next(keep, None)
+            else:
+                _run(table, "-D", chain, *shlex.split(rule))
+    else:
+        _run(table, "-F", chain)
+        for rule in wanted:
+            _run(table, "-A", chain, *shlex.split(rule))
+
+
+def _is_subsequence(short: list[str], long: list[str]) -> bool:
+    items = iter(long)
+    return len(short) <= len(long) and all(rule in items for rule in short)
 
 
 def delete_chain(chain: str, jump_from: str = "FORWARD", table: str = "filter") -> None:
