@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentlib import storageroot
 from agentlib.errors import AgentError
 from kvmagent.drivers import qemu_img
 from kvmagent.drivers.qemu_img import ImageInfo
@@ -77,13 +77,7 @@ class FileStorage:
                 raise StorageError(f"cannot create local storage root {self.root}: "
                                    f"{exc.strerror}") from None
         try:
-            fd, probe = tempfile.mkstemp(dir=self.root, prefix=".zfleet-write-test-")
-            try:
-                os.write(fd, b"zfleet")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-                os.unlink(probe)
+            storageroot.probe_writable(self.root)
         except OSError as exc:
             raise StorageError(f"{self.kind} {self.root} is not writable: {exc}") from None
         return self.capacity()
@@ -91,23 +85,18 @@ class FileStorage:
     def capacity(self) -> tuple[int, int]:
         """(total, available) bytes of the filesystem holding the root."""
         try:
-            st = os.statvfs(self.root)
+            return storageroot.capacity(self.root)
         except OSError as exc:
             raise StorageError(f"cannot read the capacity of {self.kind} {self.root}: "
                                f"{exc.strerror}") from None
-        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
     def resolve(self, install_path: str | Path) -> Path:
         """The real path of ``install_path``; :class:`OutsideRoot` unless it lies strictly
         inside the root after ``..`` and every symlink are resolved."""
-        given = str(install_path)
-        if not os.path.isabs(given):
-            raise OutsideRoot(f"{given!r} is not an absolute path")
-        real = os.path.realpath(given)
-        if not real.startswith(self.real_root.rstrip("/") + "/"):
-            via = "" if real == os.path.normpath(given) else f" (it resolves to {real})"
-            raise OutsideRoot(f"{given} is outside the {self.kind} root {self.root}{via}")
-        return Path(real)
+        try:
+            return storageroot.resolve_inside(self.root, install_path, self.kind)
+        except ValueError as exc:
+            raise OutsideRoot(str(exc)) from None
 
     def contains(self, install_path: str | Path) -> bool:
         try:

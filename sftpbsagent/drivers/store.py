@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from agentlib import storageroot
 from agentlib.errors import AgentError
 
 TMP_SUFFIX = ".download"
@@ -39,9 +39,7 @@ class ImageStore:
             raise StoreError(f"refusing {self.root} as the storage root: it is /")
         try:
             self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(dir=self.root, prefix=".zfleet-write-test-")
-            os.close(fd)
-            os.unlink(probe)
+            storageroot.probe_writable(self.root)
         except OSError as exc:
             raise StoreError(f"storage root {self.root} is not usable: {exc}") from None
         return self.capacity()
@@ -49,20 +47,17 @@ class ImageStore:
     def capacity(self) -> tuple[int, int]:
         """(total, available) bytes of the filesystem holding the root."""
         try:
-            st = os.statvfs(self.root)
+            return storageroot.capacity(self.root)
         except OSError as exc:
             raise StoreError(f"cannot read the capacity of {self.root}: {exc.strerror}"
                              ) from None
-        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
     def resolve(self, install_path: str | Path) -> Path:
         """The real path of ``install_path``, refused unless strictly inside the root."""
-        given = str(install_path)
-        real = os.path.realpath(given)
-        if not os.path.isabs(given) or not real.startswith(self.real_root.rstrip("/") + "/"):
-            via = "" if real == os.path.normpath(given) else f" (it resolves to {real})"
-            raise StoreError(f"{given} is outside the storage root {self.root}{via}")
-        return Path(real)
+        try:
+            return storageroot.resolve_inside(self.root, install_path)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
 
     def image(self, install_path: str | Path) -> Path:
         path = self.resolve(install_path)
