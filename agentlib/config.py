@@ -12,9 +12,20 @@ import os
 import tomllib
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+
+def _split_commas(v: object) -> object:
+    """A flag or environment variable gives a list as one comma-separated string."""
+    if isinstance(v, str):
+        return [p for p in v.split(",") if p.strip()]
+    return v
+
+
+PathList = Annotated[list[Path], BeforeValidator(_split_commas)]
+"""Paths; on a flag or in the environment, comma-separated."""
 
 
 class AgentConfig(BaseModel):

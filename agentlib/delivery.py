@@ -34,7 +34,7 @@ class FinalFailure(Exception):
 _local = threading.local()
 
 
-def _session() -> requests.Session:
+def thread_session() -> requests.Session:
     """One keep-alive session per thread: a callback on loopback then costs ~1 ms."""
     s = getattr(_local, "session", None)
     if s is None:
@@ -44,7 +44,7 @@ def _session() -> requests.Session:
 
 def post_once(url: str, body: dict, headers: dict[str, str], timeout: float = 10.0) -> None:
     """POST once; raise on any failure (FinalFailure for a 4xx)."""
-    resp = _session().post(url, json=body, headers=headers, timeout=timeout)
+    resp = thread_session().post(url, json=body, headers=headers, timeout=timeout)
     if 400 <= resp.status_code < 500:
         raise FinalFailure(f"{url} answered {resp.status_code}: {resp.text[:200]}")
     resp.raise_for_status()

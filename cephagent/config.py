@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from agentlib.config import AgentConfig
+from agentlib.config import AgentConfig, PathList
 
 
 class CephAgentConfig(AgentConfig):
@@ -23,7 +23,7 @@ class CephAgentConfig(AgentConfig):
         description="seconds a mon or OSD may take before a command fails "
         "(client_mount_timeout, rados_mon_op_timeout, rados_osd_op_timeout)",
     )
-    file_url_roots: list[Path] = Field(
+    file_url_roots: PathList = Field(
         [],
         description="directories image/download may read file:// URLs from "
         "(comma-separated; none = file URLs refused)",
@@ -32,10 +32,3 @@ class CephAgentConfig(AgentConfig):
         None, description="where a qcow2 download waits for conversion (none: DATA_DIR/tmp)"
     )
 
-    @field_validator("file_url_roots", mode="before")
-    @classmethod
-    def _split(cls, v: object) -> object:
-        """A flag or environment variable gives the roots as one comma-separated string."""
-        if isinstance(v, str):
-            return [p for p in v.split(",") if p.strip()]
-        return v

@@ -14,6 +14,8 @@ import uuid as uuidlib
 
 import requests
 
+from agentlib.delivery import thread_session
+
 log = logging.getLogger(__name__)
 
 
@@ -60,16 +62,6 @@ class CallbackHub:
                 self._waiting.discard(taskuuid)
 
 
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    s = getattr(_local, "session", None)
-    if s is None:
-        s = _local.session = requests.Session()
-    return s
-
-
 class AgentClient:
     def __init__(self, callback_url: str, timeout: float = 30.0):
         self.callback_url = callback_url
@@ -105,7 +97,7 @@ class AgentClient:
     def _post(self, url: str, path: str, body: dict, timeout: float,
               headers: dict | None = None) -> dict:
         try:
-            resp = _session().post(url + path, json=body, timeout=timeout, headers=headers)
+            resp = thread_session().post(url + path, json=body, timeout=timeout, headers=headers)
         except requests.RequestException as exc:
             raise AgentCallError(f"{url}{path}: agent unreachable: {exc}",
                                  unreachable=True) from None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from agentlib.config import AgentConfig
+from agentlib.config import AgentConfig, PathList
 
 
 class SftpBsAgentConfig(AgentConfig):
-    file_url_roots: list[Path] = Field(
+    file_url_roots: PathList = Field(
         default_factory=list,
         description="directories download may read file:// URLs from "
         "(comma-separated; none = file URLs refused)",
@@ -29,10 +29,3 @@ class SftpBsAgentConfig(AgentConfig):
         5.0, gt=0, description="at most one /progress/report per download this often"
     )
 
-    @field_validator("file_url_roots", mode="before")
-    @classmethod
-    def _split(cls, v: object) -> object:
-        """A flag or environment variable gives the roots as one comma-separated string."""
-        if isinstance(v, str):
-            return [p for p in v.split(",") if p.strip()]
-        return v
