@@ -26,6 +26,7 @@ from coordinator.apis import (
     eips,
     hosts,
     images,
+    localmigrate,
     maintenance,
     networks,
     storage,
@@ -43,7 +44,7 @@ from coordinator.reports import Reports
 PORT = 8080
 CALLBACK_THREADS = 4  # HTTP threads kept free of callers waiting for jobs
 MODULES = (basics, hosts, maintenance, storage, networks, images, vms, vmdeletion, volumes,
-           eips)
+           eips, localmigrate)
 log = logging.getLogger(__name__)
 
 

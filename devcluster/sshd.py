@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from agentlib import shell
+from agentlib import shell, ssh
 from devcluster import procs
 from devcluster.simhost import SimHost
 
@@ -70,11 +70,7 @@ def authorize(host: SimHost, public_key: str) -> None:
     line = public_key.strip()
     if not line or "\n" in line:
         raise ValueError(f"not one public key line: {public_key!r}")
-    keys = authorized_keys(host)
-    present = keys.read_text().splitlines() if keys.exists() else []
-    if line not in present:
-        with open(keys, "a") as f:
-            f.write(line + "\n")
+    ssh.authorize_key(authorized_keys(host), line)
 
 
 def authorize_agent(kvmagent_url: str, host: SimHost) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -24,6 +25,11 @@ class KvmAgentConfig(AgentConfig):
     cache_mode: CacheMode = Field("none", description="host-wide disk cache mode")
     reserved_memory: int = Field(
         512 << 20, ge=0, description="bytes of host memory kept from VMs (reported in capacity)"
+    )
+    authorized_keys: Path = Field(
+        Path("/root/.ssh/authorized_keys"),
+        description="where /localstorage/authorizekey adds other hosts' agent keys (the "
+        "sshd AuthorizedKeysFile of the user volume migrations log in as)",
     )
     stop_timeout: float = Field(
         60.0, gt=0, description="seconds a graceful (ACPI) stop may take before a forced one"

@@ -10,34 +10,50 @@ changes those files while they are copied.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path, PurePosixPath
 
+from agentlib import ssh
 from agentlib.agent import Agent
-from agentlib.config import AgentConfig
 from agentlib.errors import AgentError
 from agentlib.models import EmptyCommand
 from agentlib.ssh import Remote, SshIdentity
 from agentlib.tasks import Task
+from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.filestorage import StorageError
 from kvmagent.drivers.libvirt_conn import LibvirtConnection
 from kvmagent.drivers.storage_roots import StorageRoots
 from kvmagent.drivers.volume_migration import Volume, VolumeMigration, plan, refuse_in_use
 from kvmagent.handlers.localstorage import STATE_FILE
 from kvmagent.models.volume_migrate import (
+    AuthorizeKeyCmd,
+    AuthorizeKeyReply,
     MigratedFile,
     MigrateVolumeCmd,
     MigrateVolumeReply,
     SshKeyReply,
 )
 
+log = logging.getLogger(__name__)
 
-def register(agent: Agent, config: AgentConfig, libvirt_conn: LibvirtConnection) -> None:
+
+def register(agent: Agent, config: KvmAgentConfig, libvirt_conn: LibvirtConnection) -> None:
     identity = SshIdentity(Path(config.data_dir) / "ssh")
 
     @agent.sync("/localstorage/sshkey")
     def sshkey(cmd: EmptyCommand) -> SshKeyReply:
         """The agent's ssh public key (made on first use) to authorize on other hosts."""
         return SshKeyReply(public_key=identity.public_key())
+
+    @agent.sync("/localstorage/authorizekey")
+    def authorize_key(cmd: AuthorizeKeyCmd) -> AuthorizeKeyReply:
+        """Let another host's agent (``publicKey``) copy volumes here over ssh: added to
+        ``--authorized-keys`` once; repeating it changes nothing."""
+        added = ssh.authorize_key(config.authorized_keys, cmd.public_key)
+        if added:
+            log.info("authorized ssh key %s in %s", cmd.public_key.split()[-1],
+                     config.authorized_keys)
+        return AuthorizeKeyReply(added=added)
 
     @agent.async_("/localstorage/volume/migrate")
     def migrate(cmd: MigrateVolumeCmd, task: Task) -> MigrateVolumeReply:
