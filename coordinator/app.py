@@ -26,6 +26,7 @@ from coordinator.apis import (
     eips,
     hosts,
     images,
+    isos,
     localmigrate,
     maintenance,
     networks,
@@ -44,7 +45,7 @@ from coordinator.reports import Reports
 PORT = 8080
 CALLBACK_THREADS = 4  # HTTP threads kept free of callers waiting for jobs
 MODULES = (basics, hosts, maintenance, storage, networks, images, vms, vmdeletion, volumes,
-           eips, localmigrate)
+           eips, localmigrate, isos)
 log = logging.getLogger(__name__)
 
 

@@ -168,8 +168,13 @@ CREATE INDEX gc_job_host ON gc_job (host_uuid, status);
 CREATE INDEX vm_state ON vm (state, updated)
 """
 
+_V4 = """
+ALTER TABLE vm ADD COLUMN iso_uuid TEXT
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "inventory, global configs and jobs", _V1),
     (2, "VIPs and EIPs", _V2),
     (3, "garbage collection jobs; VMs by state", _V3),
+    (4, "the ISO in a VM's cdrom drive", _V4),
 ]

@@ -99,7 +99,8 @@ def _local_cache(ctx: Context, ps: dict, host: dict, image: dict, bs: dict,
                  deadline: Deadline) -> str:
     key = ctx.agents.call(agent_url(host), "/localstorage/sshkey", {})["publicKey"]
     sftp_call(ctx, bs, f"{SFTP_BS}/authorizekey", {"publicKey": key})
-    path = f"{ps['url'].rstrip('/')}/imagecache/{image['uuid']}.qcow2"
+    suffix = "iso" if image["media_type"] == "ISO" else "qcow2"
+    path = f"{ps['url'].rstrip('/')}/imagecache/{image['uuid']}.{suffix}"
     ctx.agents.call_async(agent_url(host), "/localstorage/sftp/download", {
         "hostname": bs["hostname"], "username": bs["config"]["username"],
         "sshPort": bs["config"]["sshPort"], "backupStorageInstallPath": bs["image_path"],

@@ -103,12 +103,29 @@ def start_cmd(ctx: Context, vm: dict, timeout: float) -> dict:
     root = next(v for v in volumes if v["volumeUuid"] == vm["root_volume_uuid"])
     return {"vmInstanceUuid": vm["uuid"], "vmName": vm["name"], "memory": vm["memory_size"],
             "cpuNum": vm["cpu_num"], "cpuSpeed": vm["cpu_speed"] or 0,
-            "bootDev": [BOOT_DEVICES[b] for b in vm.get("boot_order") or ["HardDisk"]],
+            "bootDev": _boot_devices(vm),
             "rootVolume": root, "dataVolumes": [v for v in volumes if v is not root],
             "nics": nics, "timeout": max(1.0, timeout),
+            **({"isoPath": iso_path(ctx, vm)} if vm.get("iso_uuid") else {}),
             "consoleMode": ctx.gconf.get("kvm", "vm.consoleMode"),
             "cpuMode": ctx.gconf.get("kvm", "vm.cpuMode"),
             "cacheMode": ctx.gconf.get("kvm", "vm.cacheMode")}
+
+
+def iso_path(ctx: Context, vm: dict) -> str:
+    """Where the VM's ISO is cached on its host (it was put there by the attach)."""
+    rows = ctx.db.find("image_cache", "image_uuid = ? AND host_uuid = ?",
+                       (vm["iso_uuid"], vm["host_uuid"] or vm["last_host_uuid"]))
+    if not rows:
+        raise ApiError(f"VM {vm['name']}: its ISO {vm['iso_uuid']} is not on its host")
+    return rows[0]["install_path"]
+
+
+def _boot_devices(vm: dict) -> list[str]:
+    """The boot order; every VM has a cdrom drive (last unless asked otherwise), so an
+    ISO can be inserted while it runs."""
+    order = [BOOT_DEVICES[b] for b in vm.get("boot_order") or ["HardDisk"]]
+    return order if "cdrom" in order else [*order, "cdrom"]
 
 
 def network_on_host(ctx: Context, vm: dict, host: dict) -> None:

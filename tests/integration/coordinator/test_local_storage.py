@@ -60,6 +60,24 @@ def test_a_vm_on_local_storage_boots_from_an_image_pulled_from_sftp(
         procs.wait_for(lambda c=console, vm=vm: c.exists() and parse_console(
             c.read_text()).ip() == vm["vmNics"][0]["ip"], 120, f"{vm['name']}'s lease")
 
+    # an ISO goes into a running VM's cdrom drive (pulled into the host's cache first)
+    iso_file = sftpbs_host.images.directory / "tools.iso"
+    iso_file.write_bytes(bytes(0x8001) + b"CD001" + bytes((1 << 20) - 0x8006))
+    iso = api("AddImage", name="tools", url=f"{sftpbs_host.images.url}/tools.iso",
+              format="iso", mediaType="ISO", backupStorageUuids=[bs["uuid"]])["inventory"]
+    refused = api.post("AttachIsoToVmInstance", vmInstanceUuid=vms[1]["uuid"],
+                       isoUuid=image["uuid"])
+    assert not refused["success"] and "not a Ready ISO" in refused["error"]
+    api("AttachIsoToVmInstance", vmInstanceUuid=vms[1]["uuid"], isoUuid=iso["uuid"])
+
+    def cdrom() -> str:
+        out = host.run(["virsh", "-c", "qemu:///system", "domblklist", vms[1]["uuid"]]).stdout
+        return next(line.split()[1] for line in out.splitlines() if line.startswith(" hdc"))
+
+    assert cdrom().endswith(f"{iso['uuid']}.iso")
+    api("DetachIsoFromVmInstance", vmInstanceUuid=vms[1]["uuid"])
+    assert cdrom() == "-"
+
     api("DestroyVmInstance", uuid=vms[0]["uuid"])
     api("ExpungeVmInstance", uuid=vms[0]["uuid"])
     assert not host.run(["test", "-e", root["installPath"]], check=False).rc == 0
