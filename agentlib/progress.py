@@ -13,7 +13,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from typing import TypeVar
 
+from agentlib.errors import AgentError
+from agentlib.models import AgentReply
 from agentlib.reports import Reporter
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,18 @@ class Progress:
             self.reporter.send(REPORT_PATH, body)
 
 
+class ProgressReply(AgentReply):
+    """An agent's answer to "how far is it?" for one resource."""
+
+    progress: int | None = None  # percent, null while the size is unknown
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    stage: str = ""
+
+
+R = TypeVar("R", bound=ProgressReply)
+
+
 class ProgressBoard:
     """Per-agent registry: the latest :class:`Progress` by resource uuid (thread-safe).
 
@@ -119,3 +134,14 @@ class ProgressBoard:
         with self._lock:
             progress = self._by_resource.get(resource_uuid)
         return progress.snapshot() if progress is not None else None
+
+    def reply(self, resource_uuid: str, reply: type[R] = ProgressReply,
+              field: str = "imageUuid") -> R:
+        """The latest progress of ``resource_uuid`` as a reply; an error naming ``field``
+        if this agent has seen no such work since it started."""
+        snap = self.get(resource_uuid)
+        if snap is None:
+            raise AgentError(f"{field}: no download of {resource_uuid} is known to this "
+                             "agent (since it started)")
+        return reply(progress=snap["progress"], bytes_done=snap["bytesDone"],
+                     bytes_total=snap["bytesTotal"], stage=snap["stage"])

@@ -57,12 +57,7 @@ def register(agent: Agent, client: CephClient, images: RbdImages,
     @agent.sync(f"{p}/image/progress", quiet=True)
     def progress(cmd: ImageProgressCmd) -> ImageProgressReply:
         """How far the download of ``imageUuid`` is (100 once finished)."""
-        snap = board.get(cmd.image_uuid)
-        if snap is None:
-            raise AgentError(f"imageUuid: no download of image {cmd.image_uuid} is known "
-                             "to this agent (since its start)")
-        return ImageProgressReply(progress=snap["progress"], bytes_done=snap["bytesDone"],
-                                  bytes_total=snap["bytesTotal"], stage=snap["stage"])
+        return board.reply(cmd.image_uuid, ImageProgressReply)
 
     @agent.sync(f"{p}/image/delete")
     def delete(cmd: ImageSizeCmd) -> CephReply:

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, StringConstraints, model_validator
 
 from agentlib.models import AgentCommand
+from agentlib.progress import ProgressReply
 from agentlib.types import Uuid
 from agentlib.urlfetch import FetchError, check_url
 from cephagent.models.common import CephReply, ImagePath, PoolName, StorageCmd
@@ -62,8 +63,5 @@ class ImageProgressCmd(AgentCommand):
     image_uuid: Uuid
 
 
-class ImageProgressReply(CephReply):
-    progress: int | None = None  # percent, null while the size is unknown
-    bytes_done: int = 0
-    bytes_total: int | None = None
-    stage: str = ""
+class ImageProgressReply(CephReply, ProgressReply):
+    pass

@@ -17,7 +17,7 @@ from agentlib.agent import Agent
 from agentlib.errors import AgentError
 from agentlib.identity import Identity
 from agentlib.models import EmptyCommand
-from agentlib.progress import ProgressBoard
+from agentlib.progress import ProgressBoard, ProgressReply
 from agentlib.ssh import SshIdentity
 from agentlib.ssh import authorize_key as authorize_key_file
 from agentlib.tasks import Task
@@ -42,7 +42,6 @@ from sftpbsagent.models.storage import (
     ImageReply,
     PingReply,
     ProgressCmd,
-    ProgressReply,
     SizeReply,
     SshKeyReply,
 )
@@ -129,12 +128,7 @@ def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
     @agent.sync(f"{P}/download/progress", quiet=True)
     def download_progress(cmd: ProgressCmd) -> ProgressReply:
         """The latest progress of a download by ``imageUuid``."""
-        snap = board.get(cmd.image_uuid)
-        if snap is None:
-            raise AgentError(f"imageUuid: no download of {cmd.image_uuid} since the agent "
-                             "started")
-        return ProgressReply(progress=snap["progress"], bytes_done=snap["bytesDone"],
-                             bytes_total=snap["bytesTotal"], stage=snap["stage"])
+        return board.reply(cmd.image_uuid)
 
     @agent.sync(f"{P}/delete")
     def delete(cmd: DeleteCmd) -> CapacityReply:

@@ -64,13 +64,6 @@ class ProgressCmd(AgentCommand):
     image_uuid: SafeName
 
 
-class ProgressReply(AgentReply):
-    progress: int | None = None
-    bytes_done: int = 0
-    bytes_total: int | None = None
-    stage: str = ""
-
-
 class DeleteCmd(AgentCommand):
     install_url: AbsPath = Field(validation_alias=AliasChoices("installUrl", "installPath"))
 
