@@ -26,10 +26,7 @@ from coordinator.apis import hosts, vmdeletion
 from coordinator.app import build
 from coordinator.config import CoordinatorConfig
 from coordinator.db import new_uuid, now
-from devcluster import hostnet
-from devcluster.kvmhost import kvmagent_url, start_kvmagent
-from devcluster.libvirtd import Libvirtd
-from devcluster.simhost import SimHost
+from devcluster.benchhost import BenchHost
 
 DHCP_RELEASE = "/flatnetworkprovider/dhcp/release"
 
@@ -41,15 +38,12 @@ def release_body(i: int) -> dict:
 
 def gc_drain(root: Path, n: int) -> tuple[float, float]:
     """(drain on reconnect, raw loop) seconds for ``n`` jobs."""
-    net = hostnet.HostNetwork(hostnet.free_prefix("zb"), hostnet.free_subnet())
-    host = SimHost("gc", root / "gc", net.host_ip(1), net.mgmt_bridge, {}, prefix=net.prefix)
-    net.up()
+    bench = BenchHost(root, "gc")
+    host = bench.host
     c = build(CoordinatorConfig(data_dir=root / "coordinator", background=False))
     try:
-        host.start()
-        Libvirtd(host).start()
-        start_kvmagent(host)
-        c.set_base_url(f"http://{net.root_ip.split('/')[0]}:1")  # no callbacks needed
+        bench.up()
+        c.set_base_url(f"http://{bench.net.root_ip.split('/')[0]}:1")  # no callbacks needed
         ctx = c.ctx
         client = c.app.test_client()
         zone = client.post("/api/CreateZone", json={"name": "z"}).json["inventory"]["uuid"]
@@ -72,7 +66,7 @@ def gc_drain(root: Path, n: int) -> tuple[float, float]:
         left = ctx.db.find("gc_job", "status != 'Done'")
         assert not left, f"{len(left)} jobs not done"
         session = requests.Session()
-        url = kvmagent_url(host) + DHCP_RELEASE
+        url = bench.url + DHCP_RELEASE
         started = time.monotonic()
         for i in range(n):
             session.post(url, json=release_body(i), timeout=30).raise_for_status()
@@ -80,8 +74,7 @@ def gc_drain(root: Path, n: int) -> tuple[float, float]:
         return drained, raw
     finally:
         c.close()
-        host.stop()
-        net.down()
+        bench.down()
 
 
 def expunge_scan(root: Path, m: int) -> tuple[float, float]:

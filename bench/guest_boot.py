@@ -21,20 +21,15 @@ from pathlib import Path
 
 import requests
 
-from agentlib.receiver import CallbackReceiver
 from agentlib.shell import run
-from devcluster import guestdisk, guestimage, hostnet, procs
+from devcluster import guestdisk, guestimage, procs
+from devcluster.benchhost import BenchHost
 from devcluster.guestconsole import parse_console
 from devcluster.kvmhost import (
     GUEST_CACHE,
-    add_guest_bridge,
     console_log,
     guest_vm_cmd,
-    kvmagent_url,
-    start_kvmagent,
 )
-from devcluster.libvirtd import Libvirtd
-from devcluster.simhost import SimHost
 
 # kernel: direct boot of the ELF vmlinux (how guests boot today: the baseline);
 # vmlinuz: direct boot of the compressed kernel the disk holds (isolates the disk's own cost)
@@ -44,30 +39,12 @@ KINDS = {"kernel": "direct vmlinux (baseline)", "vmlinuz": "direct vmlinuz",
 PHASES = (("loader", "SYSLINUX"), ("init", "ZFLEET-"))
 
 
-class Bench:
+class Bench(BenchHost):
     def __init__(self, root: Path):
-        self.net = hostnet.HostNetwork(hostnet.free_prefix("zg"), hostnet.free_subnet())
-        self.host = SimHost("gboot", root / "gboot", self.net.host_ip(1), self.net.mgmt_bridge,
-                            {}, prefix=self.net.prefix)
-        self.libvirtd = Libvirtd(self.host)
-        self.receiver = CallbackReceiver(host=self.net.root_ip.split("/")[0])
+        super().__init__(root, "gboot", prefix="zg")
         self.image = guestimage.build(GUEST_CACHE)
         self.disk = guestdisk.build(GUEST_CACHE)
         self.macs = iter(range(1, 1 << 16))
-
-    def up(self) -> None:
-        self.net.up()
-        self.host.start()
-        self.libvirtd.start()
-        add_guest_bridge(self.host)
-        self.receiver.start()
-        start_kvmagent(self.host)
-        self.url = kvmagent_url(self.host)
-
-    def down(self) -> None:
-        self.receiver.stop()
-        self.host.stop()
-        self.net.down()
 
     def start_cmd(self, kind: str) -> dict:
         mac = next(self.macs)

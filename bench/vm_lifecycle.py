@@ -26,50 +26,29 @@ from pathlib import Path
 import libvirt
 import requests
 
-from agentlib.receiver import CallbackReceiver
-from devcluster import guestimage, hostnet
+from devcluster import guestimage
+from devcluster.benchhost import BenchHost
 from devcluster.kvmhost import (
     GUEST_CACHE,
-    add_guest_bridge,
     guest_vm_cmd,
-    kvmagent_url,
-    start_kvmagent,
 )
-from devcluster.libvirtd import Libvirtd
-from devcluster.simhost import SimHost
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.domain import domain_xml
 from kvmagent.models.vm import StartVmCmd
 from kvmagent.vmspec import domain_for
 
 
-class Bench:
+class Bench(BenchHost):
     def __init__(self, root: Path):
-        self.root = root
-        self.net = hostnet.HostNetwork(hostnet.free_prefix("zb"), hostnet.free_subnet())
-        self.host = SimHost("bench", root / "bench", self.net.host_ip(1), self.net.mgmt_bridge,
-                            {}, prefix=self.net.prefix)
-        self.libvirtd = Libvirtd(self.host)
-        self.receiver = CallbackReceiver(host=self.net.root_ip.split("/")[0])
+        super().__init__(root, "bench")
         self.image = guestimage.build(GUEST_CACHE)
         self.cfg = KvmAgentConfig(domain_type="qemu", data_dir=self.host.dir / "data" / "kvmagent")
         self.macs = iter(range(1, 1 << 16))
         self.boot = True
 
     def up(self) -> None:
-        self.net.up()
-        self.host.start()
-        self.libvirtd.start()
-        add_guest_bridge(self.host)
-        self.receiver.start()
-        start_kvmagent(self.host)
-        self.url = kvmagent_url(self.host)
+        super().up()
         self.conn = self.libvirtd.open()
-
-    def down(self) -> None:
-        self.receiver.stop()
-        self.host.stop()
-        self.net.down()
 
     def start_cmd(self) -> dict:
         """The test guest; with ``self.boot`` False, without its kernel: SeaBIOS finds no
