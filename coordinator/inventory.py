@@ -60,22 +60,13 @@ def _l3_nested(db: Database, row: dict) -> dict:
             "networkServices": row.get("services") or []}
 
 
-def _ps_nested(db: Database, row: dict) -> dict:
-    clusters = db.conn().execute("SELECT cluster_uuid FROM ps_cluster WHERE ps_uuid = ?",
+def _attached(table: str, own: str, other: str, field: str):
+    """``{field: [uuids]}`` of the association ``table`` (``own`` column = the row)."""
+    def nested(db: Database, row: dict) -> dict:
+        rows = db.conn().execute(f"SELECT {other} FROM {table} WHERE {own} = ?",
                                  (row["uuid"],)).fetchall()
-    return {"attachedClusterUuids": [c[0] for c in clusters]}
-
-
-def _l2_nested(db: Database, row: dict) -> dict:
-    clusters = db.conn().execute("SELECT cluster_uuid FROM l2_cluster WHERE l2_uuid = ?",
-                                 (row["uuid"],)).fetchall()
-    return {"attachedClusterUuids": [c[0] for c in clusters]}
-
-
-def _bs_nested(db: Database, row: dict) -> dict:
-    zones = db.conn().execute("SELECT zone_uuid FROM bs_zone WHERE bs_uuid = ?",
-                              (row["uuid"],)).fetchall()
-    return {"attachedZoneUuids": [z[0] for z in zones]}
+        return {field: [r[0] for r in rows]}
+    return nested
 
 
 def _image_nested(db: Database, row: dict) -> dict:
@@ -92,9 +83,12 @@ RESOURCES = [
     Resource("zone", "QueryZone"),
     Resource("cluster", "QueryCluster"),
     Resource("host", "QueryHost", frozenset({"facts"})),
-    Resource("primary_storage", "QueryPrimaryStorage", frozenset({"config"}), _ps_nested),
-    Resource("backup_storage", "QueryBackupStorage", frozenset({"config"}), _bs_nested),
-    Resource("l2_network", "QueryL2Network", nested=_l2_nested),
+    Resource("primary_storage", "QueryPrimaryStorage", frozenset({"config"}),
+             _attached("ps_cluster", "ps_uuid", "cluster_uuid", "attachedClusterUuids")),
+    Resource("backup_storage", "QueryBackupStorage", frozenset({"config"}),
+             _attached("bs_zone", "bs_uuid", "zone_uuid", "attachedZoneUuids")),
+    Resource("l2_network", "QueryL2Network",
+             nested=_attached("l2_cluster", "l2_uuid", "cluster_uuid", "attachedClusterUuids")),
     Resource("l3_network", "QueryL3Network", frozenset({"services"}), _l3_nested),
     IP_RANGE,
     Resource("image", "QueryImage", nested=_image_nested),

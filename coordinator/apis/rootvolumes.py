@@ -115,13 +115,12 @@ def create_root_volume(ctx: Context, ps: dict, host: dict, image: dict, volume_u
     """A copy-on-write volume on the cached image: an RBD clone (grown to ``size`` if
     larger) or a qcow2 file backed by the host's cache."""
     cache = image_cache(ctx, ps, host, image, deadline)
+    path = root_volume_path(ps, volume_uuid)
     if ps["type"] == "Ceph":
-        path = f"ceph://{ps['config']['rootVolumePoolName']}/{volume_uuid}"
         ceph_call(ctx, ps, f"{CEPH_PS}/volume/clone", {"srcPath": cache, "dstPath": path})
         if size > image["size"]:
             ceph_call(ctx, ps, f"{CEPH_PS}/volume/resize", {"installPath": path, "size": size})
         return path
-    path = f"{ps['url'].rstrip('/')}/rootvolumes/{volume_uuid}.qcow2"
     ctx.agents.call(agent_url(host), "/localstorage/volume/createvolumefromcache",
                     {"templatePathInCache": cache, "installUrl": path})
     return path
