@@ -69,8 +69,7 @@ def build(cfg: CoordinatorConfig) -> Coordinator:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(cfg.db_path)
     apis = Apis()
-    base = cfg.advertise_url or (f"http://{cfg.host}:{cfg.port}" if cfg.port else "")
-    ctx = Context(cfg, db, apis, AgentClient(base.rstrip("/") + "/callback",
+    ctx = Context(cfg, db, apis, AgentClient(f"{cfg.base_url() or ''}/callback",
                                              cfg.agent_timeout))
     query.register(apis, db)
     for module in MODULES:

@@ -23,9 +23,13 @@ class CoordinatorConfig(AgentConfig):
     def db_path(self) -> Path:
         return self.data_dir / "zfleet.db"
 
-    def base_url(self) -> str:
+    def base_url(self) -> str | None:
+        """Where agents reach this coordinator; None while the port is not known yet (a
+        test server binds port 0 and sets it later)."""
         if self.advertise_url:
             return self.advertise_url.rstrip("/")
+        if not self.port:
+            return None
         if self.host in ("0.0.0.0", "::"):
             raise ValueError("--advertise-url is needed when listening on all addresses: "
                              "agents must know where to call back")
