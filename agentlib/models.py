@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from agentlib.types import SafeName
+from agentlib.types import SafeName, SshPublicKey
 
 
 class AgentCommand(BaseModel):
@@ -40,3 +40,14 @@ class CancelJobCommand(AgentCommand):
     """``/job/cancel``: the ``taskuuid`` of a running or queued async command."""
 
     task_uuid: SafeName
+
+
+class AuthorizeKeyCmd(AgentCommand):
+    """``authorizekey``: let the holder of ``publicKey`` (another agent) log in by ssh."""
+
+    public_key: SshPublicKey
+
+
+class AuthorizeKeyReply(AgentReply):
+    added: bool = False
+    """False: the key was authorized already."""

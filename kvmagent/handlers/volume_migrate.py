@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from agentlib import ssh
 from agentlib.agent import Agent
 from agentlib.errors import AgentError
-from agentlib.models import EmptyCommand
+from agentlib.models import AuthorizeKeyCmd, AuthorizeKeyReply, EmptyCommand
 from agentlib.ssh import Remote, SshIdentity
 from agentlib.tasks import Task
 from kvmagent.config import KvmAgentConfig
@@ -26,8 +26,6 @@ from kvmagent.drivers.storage_roots import StorageRoots
 from kvmagent.drivers.volume_migration import Volume, VolumeMigration, plan, refuse_in_use
 from kvmagent.handlers.localstorage import STATE_FILE
 from kvmagent.models.volume_migrate import (
-    AuthorizeKeyCmd,
-    AuthorizeKeyReply,
     MigratedFile,
     MigrateVolumeCmd,
     MigrateVolumeReply,

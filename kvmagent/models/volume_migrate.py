@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from agentlib.models import AgentCommand, AgentReply
-from agentlib.types import AbsPath, IPv4, SshPublicKey, Uuid
+from agentlib.types import AbsPath, IPv4, Uuid
 
 UserName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
 """A POSIX login name: it goes into ``user@host`` on ssh's command line."""
@@ -86,12 +86,3 @@ class MigrateVolumeReply(AgentReply):
 class SshKeyReply(AgentReply):
     public_key: str = ""
     """The agent's ssh public key (one OpenSSH line), to authorize on other hosts."""
-
-
-class AuthorizeKeyCmd(AgentCommand):
-    public_key: SshPublicKey
-
-
-class AuthorizeKeyReply(AgentReply):
-    added: bool = False
-    """False: the key was authorized already."""

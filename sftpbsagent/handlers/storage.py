@@ -16,7 +16,7 @@ from pathlib import Path
 from agentlib.agent import Agent
 from agentlib.errors import AgentError
 from agentlib.identity import Identity
-from agentlib.models import EmptyCommand
+from agentlib.models import AuthorizeKeyCmd, AuthorizeKeyReply, EmptyCommand
 from agentlib.progress import ProgressBoard, ProgressReply
 from agentlib.ssh import SshIdentity
 from agentlib.ssh import authorize_key as authorize_key_file
@@ -28,8 +28,6 @@ from sftpbsagent.drivers.download import Downloader, check_url
 from sftpbsagent.drivers.records import ImageRecords, digest
 from sftpbsagent.drivers.store import ImageStore, StoreError
 from sftpbsagent.models.storage import (
-    AuthorizeKeyCmd,
-    AuthorizeKeyReply,
     CapacityReply,
     ConnectCmd,
     DeleteCmd,

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, AliasChoices, Field, StringConstraints
 
 from agentlib.models import AgentCommand, AgentReply
-from agentlib.types import AbsPath, SafeName, SshPublicKey, Uuid
+from agentlib.types import AbsPath, SafeName, Uuid
 
 SCHEMES = ("http", "https", "file", "sftp")
 
@@ -91,14 +91,6 @@ class SshKeyReply(AgentReply):
     ssh_key: str = ""
     """The agent's ssh public key (one OpenSSH line)."""
 
-
-class AuthorizeKeyCmd(AgentCommand):
-    public_key: SshPublicKey
-
-
-class AuthorizeKeyReply(AgentReply):
-    added: bool = False
-    """False: the key was authorized already."""
 
 
 class GarbageCmd(AgentCommand):
