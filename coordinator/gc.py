@@ -36,8 +36,9 @@ class HostCalls:
     instead of each waiting for its own timeout). A refusal by a reachable agent is
     raised as usual."""
 
-    def __init__(self, ctx: Context, host: dict, timeout: float = 60.0):
-        self.ctx, self.host, self.timeout = ctx, host, timeout
+    def __init__(self, ctx: Context, host: dict, timeout: float = 60.0, lost: str = ""):
+        """``lost``: why the host is known to be gone; then every command is kept at once."""
+        self.ctx, self.host, self.timeout, self.lost = ctx, host, timeout, lost
         self.kept = 0
 
     def after_host(self, ps: dict, path: str, body: dict, what: str) -> bool:
@@ -50,7 +51,7 @@ class HostCalls:
 
     def send(self, path: str, body: dict, what: str, is_async: bool = False) -> bool:
         """True if it ran now."""
-        if not self.kept:
+        if not self.kept and not self.lost:
             try:
                 url = agent_url(self.host)
                 if is_async:
@@ -63,7 +64,7 @@ class HostCalls:
                     raise
                 error = str(exc)
         else:
-            error = "host unreachable (an earlier command of this operation failed)"
+            error = self.lost or "host unreachable (an earlier command of this operation failed)"
         self._keep(path, body, what, is_async, error)
         return False
 

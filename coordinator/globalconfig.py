@@ -88,7 +88,12 @@ DEFINITIONS: list[ConfigDef] = [
               _choice("LeastVmPreferredHostAllocatorStrategy", "DefaultHostAllocatorStrategy",
                       "MostMemoryHostAllocatorStrategy"),
               "how CreateVmInstance picks a host when the offering does not say"),
-    ConfigDef("ha", "enable", "true", _bool, "restart NeverStop VMs of lost hosts elsewhere"),
+    ConfigDef("ha", "enable", "true", _bool, "restart NeverStop VMs of lost hosts elsewhere "
+              "(false: hosts' self-fencers are cancelled, for planned whole-cluster work)"),
+    ConfigDef("ha", "host.selfFencer.interval", "5", _number(float, 0.1),
+              "seconds between a host's heartbeats in its Ceph storage"),
+    ConfigDef("ha", "host.selfFencer.maxAttempts", "6", _number(int, 1),
+              "intervals without storage and coordinator before a host destroys its VMs"),
     ConfigDef("gc", "interval", "60", _number(float, 1),
               "seconds between rounds of pending garbage collection jobs (besides the "
               "round each host's reconnection triggers)"),

@@ -29,7 +29,7 @@ class VmUuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def _leave_host(ctx: Context, vm: dict, calls: HostCalls | None) -> None:
+def leave_host(ctx: Context, vm: dict, calls: HostCalls | None) -> None:
     """The VM off its host: domain destroyed, capacity, DHCP, user data and EIPs freed
     (kept as GC jobs if the host is unreachable)."""
     if calls is None:
@@ -53,7 +53,7 @@ def expunge(ctx: Context, vm: dict, deadline: Deadline) -> None:
     """Remove a VM for good: off its host, its root volume's bits, its rows and IPs.
     What an unreachable host cannot do now becomes GC jobs; the rows go at once."""
     calls = _calls(ctx, vm, deadline)
-    _leave_host(ctx, vm, calls)
+    leave_host(ctx, vm, calls)
     for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "
                            "install_path IS NOT NULL", (vm["uuid"],)):
         ps = ctx.db.get("primary_storage", vol["ps_uuid"])
@@ -99,7 +99,7 @@ def register(apis: Apis) -> None:
                 expunge(ctx, vm, deadline)
                 return {}
             if vm["state"] != "Destroyed":
-                _leave_host(ctx, vm, _calls(ctx, vm, deadline))
+                leave_host(ctx, vm, _calls(ctx, vm, deadline))
                 ctx.db.update("vm", vm["uuid"], state="Destroyed")
         log.info("VM %s (%s) destroyed (%s: recoverable)", vm["name"], vm["uuid"], policy)
         return inventory_reply(ctx, "vm", vm["uuid"])

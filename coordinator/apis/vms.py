@@ -263,6 +263,28 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
     return inventory_reply(ctx, "vm", uuid)
 
 
+def start_on(ctx: Context, vm: dict, host: dict, deadline: Deadline,
+             reserved: bool = False) -> None:
+    """Start the stopped ``vm`` on ``host`` (the caller holds ``vm:<uuid>``): capacity
+    (unless the caller ``reserved`` it), network and EIPs there, then ``/vm/start``. A
+    failure leaves the VM Stopped and the capacity free."""
+    flow = Flow(f"start VM {vm['name']} on {host['name']}", deadline)
+    flow.step("reserve capacity", lambda: reserved or allocator.take(
+        ctx, host, vm["cpu_num"], vm["memory_size"]), lambda: allocator.release(
+        ctx, host["uuid"], vm["cpu_num"], vm["memory_size"]))
+    ctx.db.update("vm", vm["uuid"], state="Starting")
+    try:
+        flow.step("network on host", lambda: network_on_host(ctx, vm, host))
+        flow.step("EIPs on host", lambda: eips.apply_on_host(ctx, vm, host))
+        flow.step("start VM", lambda: call_host(
+            ctx, host, "/vm/start", start_cmd(ctx, vm, deadline.left()), deadline))
+    except ApiError:
+        ctx.db.update("vm", vm["uuid"], state="Stopped", host_uuid=None)
+        raise
+    ctx.db.update("vm", vm["uuid"], state="Running", host_uuid=host["uuid"],
+                  last_host_uuid=host["uuid"])
+
+
 def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -> None:
     """Capacity, storage access and network on the destination first; then the live
     migration; then the source lets go. A failure leaves the VM running where it was."""
@@ -361,20 +383,7 @@ def register(apis: Apis) -> None:
             host = ctx.db.get("host", vm["last_host_uuid"])
             if host["status"] != "Connected":
                 raise ApiError(f"host {host['name']} of VM {vm['name']} is {host['status']}")
-            flow = Flow(f"StartVmInstance {vm['name']}", deadline)
-            flow.step("reserve capacity", lambda: allocator.take(
-                ctx, host, vm["cpu_num"], vm["memory_size"]), lambda: allocator.release(
-                ctx, host["uuid"], vm["cpu_num"], vm["memory_size"]))
-            ctx.db.update("vm", vm["uuid"], state="Starting")
-            flow.step("network on host", lambda: network_on_host(ctx, vm, host))
-            flow.step("EIPs on host", lambda: eips.apply_on_host(ctx, vm, host))
-            try:
-                flow.step("start VM", lambda: call_host(
-                    ctx, host, "/vm/start", start_cmd(ctx, vm, deadline.left()), deadline))
-            except ApiError:
-                ctx.db.update("vm", vm["uuid"], state="Stopped")
-                raise
-            ctx.db.update("vm", vm["uuid"], state="Running", host_uuid=host["uuid"])
+            start_on(ctx, vm, host, deadline)
         return inventory_reply(ctx, "vm", vm["uuid"])
 
     @apis.register("StopVmInstance", long=True)
