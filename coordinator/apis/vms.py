@@ -20,7 +20,7 @@ from agentlib.types import DisplayName, Uuid
 from coordinator import allocator, ipam
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import eips, networks, rootvolumes
+from coordinator.apis import eips, ha, networks, rootvolumes
 from coordinator.apis.common import inventory_reply, require, tags
 from coordinator.apis.hosts import agent_url
 from coordinator.context import Context
@@ -171,6 +171,7 @@ def delete_rows(ctx: Context, vm_uuid: str) -> None:
 
 
 def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
+    ha_level = ha.level_from_tags(msg.system_tags)
     offering = require(ctx, "instance_offering", msg.instance_offering_uuid,
                        "instanceOfferingUuid")
     image = require(ctx, "image", msg.image_uuid, "imageUuid")
@@ -211,9 +212,9 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
                 "root_volume_uuid": root_uuid, "default_l3_network_uuid": default_l3,
                 "state": "Starting", "cpu_num": offering["cpu_num"],
                 "cpu_speed": offering["cpu_speed"], "memory_size": offering["memory_size"],
-                "allocator_strategy": offering["allocator_strategy"], "platform":
-                image["platform"], "boot_order_json": '["HardDisk"]', "created": now(),
-                "updated": now()})
+                "allocator_strategy": offering["allocator_strategy"], "ha_level": ha_level,
+                "platform": image["platform"], "boot_order_json": '["HardDisk"]',
+                "created": now(), "updated": now()})
             for i, l3 in enumerate(l3s):
                 ip = ipam.allocate(ctx.db, l3["uuid"], uuid, wanted=static.get(l3["uuid"]))
                 db["vm_nic"].insert({"uuid": new_uuid(), "vm_uuid": uuid,
@@ -226,7 +227,7 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
                                  "root_image_uuid": image["uuid"], "format": "raw",
                                  "size": root_size, "device_id": 0, "status": "Creating",
                                  "created": now(), "updated": now()})
-            for tag in msg.system_tags:
+            for tag in (t for t in msg.system_tags if not t.startswith("ha::")):
                 db["system_tag"].insert({"uuid": new_uuid(), "resource_uuid": uuid,
                                          "resource_type": "VmInstanceVO", "tag": tag,
                                          "created": now(), "updated": now()})
@@ -261,6 +262,12 @@ def create(ctx: Context, msg: CreateVmInstanceMsg, deadline: Deadline) -> dict:
     log.info("VM %s (%s) %s on host %s", msg.name, uuid,
              "running" if msg.strategy == "InstantStart" else "created", host["name"])
     return inventory_reply(ctx, "vm", uuid)
+
+
+def l2s_of(ctx: Context, vm: dict) -> tuple[str, ...]:
+    """The L2 networks the VM's NICs are on (a host must reach all of them)."""
+    return tuple(dict.fromkeys(ctx.db.get("l3_network", n["l3_network_uuid"])[
+        "l2_network_uuid"] for n in ctx.db.find("vm_nic", "vm_uuid = ?", (vm["uuid"],))))
 
 
 def start_on(ctx: Context, vm: dict, host: dict, deadline: Deadline,
@@ -299,8 +306,7 @@ def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -
                        "live migration here needs shared (Ceph) storage")
     if host_uuid == source["uuid"]:
         raise ApiError(f"hostUuid: VM {vm['name']} already runs on {source['name']}")
-    l2s = tuple(dict.fromkeys(ctx.db.get("l3_network", n["l3_network_uuid"])[
-        "l2_network_uuid"] for n in ctx.db.find("vm_nic", "vm_uuid = ?", (vm["uuid"],))))
+    l2s = l2s_of(ctx, vm)
     flow = Flow(f"MigrateVm {vm['name']}", deadline)
 
     def allocate() -> dict:

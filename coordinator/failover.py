@@ -1,0 +1,165 @@
+"""Host loss: HA VMs restarted on another host, once the coordinator is sure (HCI manual).
+
+Each ping round calls :meth:`Failover.check`. A Disconnected host that still runs HA VMs
+on Ceph (as the database has it) is scanned from a Connected peer of its cluster
+(``/ha/scanhost``): does its agent answer, and does its heartbeat in the storage's pool
+still advance? The coordinator is sure the host runs the VMs no more only when it is
+unreachable AND its heartbeat stood still for longer than its self-fencer
+(:mod:`coordinator.apis.ha`) needs to act: then the host is either dead or has destroyed
+its VMs itself. A host cut off from the coordinator alone still writes its heartbeat,
+and its VMs go on running there; a host without a heartbeat (no fencer ever ran) is
+never declared dead: its VMs wait for an operator.
+
+Sure -> each VM, under its lock, leaves the lost host in the database (capacity freed;
+the host's part — destroying the domain, DHCP, user data, EIPs — kept as GC jobs that
+run when it comes back) and is started once on a host the allocator picks in its
+cluster. A start that fails leaves it Stopped, with the reason in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from coordinator import allocator
+from coordinator.agentclient import AgentCallError
+from coordinator.api import ApiError
+from coordinator.apis import ha, rootvolumes, vms
+from coordinator.apis.hosts import KVMAGENT_PORT, agent_url
+from coordinator.apis.vmdeletion import leave_host
+from coordinator.context import Context
+from coordinator.gc import HostCalls
+from coordinator.jobs import Deadline
+
+log = logging.getLogger(__name__)
+FENCE_MARGIN = 5.0  # seconds for a fenced qemu to be gone after its fencer acted
+RESTART_TIMEOUT = 300.0
+RUNNING = ("Running", "Unknown", "Paused", "Rebooting", "Starting")
+
+
+def ha_vms(ctx: Context, host_uuid: str) -> list[dict]:
+    """The host's HA VMs whose every volume is on Ceph (only those can start elsewhere)."""
+    marks = ",".join("?" * len(RUNNING))
+    return ctx.db.find(
+        "vm", f"host_uuid = ? AND state IN ({marks}) AND ha_level IN ('NeverStop', "
+        "'OnHostFailure') AND NOT EXISTS "
+        "(SELECT 1 FROM volume v JOIN primary_storage p ON p.uuid = v.ps_uuid WHERE "
+        "v.vm_uuid = vm.uuid AND v.status = 'Ready' AND p.type != 'Ceph')",
+        (host_uuid, *RUNNING))
+
+
+def scan_window(ctx: Context) -> float:
+    """How long a heartbeat must stand still: the fencer's time to act, plus two of its
+    intervals (its own check period and our first read's), plus the qemu's death."""
+    s = ha.fencer_settings(ctx)
+    return s["interval"] * (s["maxAttempts"] + 2) + FENCE_MARGIN
+
+
+class Failover:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._settings: tuple | None = None
+
+    def check(self) -> None:
+        """One round: hosts follow changed HA settings; lost hosts are scanned."""
+        ctx = self.ctx
+        settings = (ctx.gconf.get("ha", "enable"), *ha.fencer_settings(ctx).values())
+        if settings != self._settings:  # and on the first round: hosts may be stale
+            for host in ctx.db.find("host", "status = 'Connected'"):
+                ha.sync_fencers(ctx, host["uuid"])
+            self._settings = settings
+        if not settings[0]:
+            return
+        for host in ctx.db.find("host", "status = 'Disconnected'"):
+            if ha_vms(ctx, host["uuid"]) and self._claim(host["uuid"]):
+                threading.Thread(target=self._recover, args=(host,), daemon=True,
+                                 name=f"failover-{host['name']}").start()
+
+    def _claim(self, host_uuid: str) -> bool:
+        with self._lock:
+            if host_uuid in self._busy:
+                return False
+            self._busy.add(host_uuid)
+            return True
+
+    def _recover(self, host: dict) -> None:
+        try:
+            by_ps: dict[str, list[dict]] = {}
+            for vm in ha_vms(self.ctx, host["uuid"]):
+                root = self.ctx.db.get("volume", vm["root_volume_uuid"])
+                by_ps.setdefault(root["ps_uuid"], []).append(vm)
+            for ps_uuid, vm_rows in by_ps.items():
+                ps = self.ctx.db.get("primary_storage", ps_uuid)
+                if self.host_is_down(host, ps):
+                    for vm in vm_rows:
+                        self._restart(vm["uuid"], host, ps)
+        except Exception:
+            log.exception("failover of host %s failed", host["name"])
+        finally:
+            with self._lock:
+                self._busy.discard(host["uuid"])
+
+    def host_is_down(self, host: dict, ps: dict) -> bool:
+        """Ask a connected peer to watch the host's heartbeat for :func:`scan_window`."""
+        ctx = self.ctx
+        peers = ctx.db.find("host", "cluster_uuid = ? AND status = 'Connected' AND uuid != ?",
+                            (host["cluster_uuid"], host["uuid"]))
+        window = scan_window(ctx)
+        for peer in peers:
+            started = time.monotonic()
+            try:
+                reply = ctx.agents.call_async(agent_url(peer), "/ha/scanhost", {
+                    "targetHostUuid": host["uuid"], "targetIp": host["management_ip"],
+                    "targetPort": host["agent_port"] or KVMAGENT_PORT, "window": window,
+                    "interval": ha.fencer_settings(ctx)["interval"], **ha.ceph_access(ps)},
+                    window + 60)
+            except AgentCallError as exc:
+                log.warning("host %s: scan from %s failed: %s", host["name"], peer["name"],
+                            exc)
+                continue
+            sure = not reply["reachable"] and reply["heartbeat"] == "Stale"
+            log.log(logging.WARNING if sure else logging.INFO,
+                    "host %s seen from %s in %.1f s: agent %s, heartbeat in %s %s%s -> %s",
+                    host["name"], peer["name"], time.monotonic() - started,
+                    "reachable" if reply["reachable"] else "unreachable", ps["name"],
+                    reply["heartbeat"],
+                    f" ({reply['heartbeatError']})" if reply.get("heartbeatError") else "",
+                    "down: its HA VMs restart elsewhere" if sure else
+                    "not sure it is down: its VMs stay")
+            return sure
+        log.warning("host %s is Disconnected with HA VMs, but no connected host of its "
+                    "cluster can scan it", host["name"])
+        return False
+
+    def _restart(self, vm_uuid: str, lost: dict, ps: dict) -> None:
+        ctx = self.ctx
+        try:
+            with ctx.locks.hold(f"vm:{vm_uuid}", timeout=60):
+                vm = ctx.db.get("vm", vm_uuid)
+                if vm["host_uuid"] != lost["uuid"] or vm["state"] not in RUNNING \
+                        or not ctx.gconf.get("ha", "enable"):
+                    return
+                leave_host(ctx, vm, HostCalls(ctx, lost, lost="host lost (VM HA)"))
+                ctx.db.update("vm", vm_uuid, state="Stopped")
+                deadline = Deadline(RESTART_TIMEOUT, f"HA restart of {vm['name']}")
+                need = allocator.Need(vm["cpu_num"], vm["memory_size"], vms.l2s_of(ctx, vm),
+                                      ps["uuid"], cluster_uuid=vm["cluster_uuid"],
+                                      exclude=lost["uuid"])
+                with ctx.db.tx():
+                    dest = allocator.allocate(ctx, need, lambda p: p["uuid"] == ps["uuid"])[0]
+                try:
+                    rootvolumes.prepare_host(ctx, ps, dest)
+                except AgentCallError as exc:
+                    allocator.release(ctx, dest["uuid"], vm["cpu_num"], vm["memory_size"])
+                    raise ApiError(f"host {dest['name']}: {exc}") from None
+                vms.start_on(ctx, ctx.db.get("vm", vm_uuid), dest, deadline, reserved=True)
+            log.warning("VM %s (%s) of lost host %s restarted on %s", vm["name"], vm_uuid,
+                        lost["name"], dest["name"])
+        except TimeoutError:
+            log.info("VM %s: an API works on it; the next round restarts it", vm_uuid)
+        except (ApiError, LookupError) as exc:
+            log.error("VM %s of lost host %s not restarted (it stays Stopped): %s", vm_uuid,
+                      lost["name"], exc)
