@@ -1,0 +1,70 @@
+"""VM HA: ``/ha/selffencer/setup|cancel|status`` and ``/ha/scanhost``.
+
+The coordinator sets a self-fencer up per Ceph primary storage on every host, and asks a
+peer host to scan a host it lost before restarting that host's HA VMs elsewhere (see
+:mod:`kvmagent.drivers.selffencer` and :mod:`kvmagent.drivers.hostscan`).
+"""
+
+from __future__ import annotations
+
+from agentlib.agent import Agent
+from agentlib.models import AgentReply, EmptyCommand
+from agentlib.tasks import Task
+from kvmagent.drivers.heartbeat import RadosTarget
+from kvmagent.drivers.hostscan import scan_host
+from kvmagent.drivers.selffencer import FencerConfig, SelfFencers
+from kvmagent.models.ha import (
+    CephAccess,
+    FencerStatus,
+    ScanHostCmd,
+    ScanHostReply,
+    SelfFencerCancelCmd,
+    SelfFencerSetupCmd,
+    SelfFencerSetupReply,
+    SelfFencerStatusReply,
+)
+
+
+def register(agent: Agent, fencers: SelfFencers) -> None:
+    @agent.sync("/ha/selffencer/setup")
+    def setup(cmd: SelfFencerSetupCmd) -> SelfFencerSetupReply:
+        """Heartbeat into ``pool`` every ``interval`` and fence this host's VMs on it after
+        ``interval*maxAttempts`` without storage and coordinator (idempotent)."""
+        ps_uuid = _key(cmd.ps_uuid)
+        with agent.locks.hold(f"selffencer:{ps_uuid}"):
+            fencer = fencers.setup(FencerConfig(ps_uuid, cmd.host_uuid, _target(cmd),
+                                                cmd.interval, cmd.max_attempts))
+        return SelfFencerSetupReply(heartbeat_object=fencer.config.heartbeat_object)
+
+    @agent.sync("/ha/selffencer/cancel")
+    def cancel(cmd: SelfFencerCancelCmd) -> AgentReply:
+        """Stop and forget the fencer of ``psUuid``; an unknown one counts as cancelled."""
+        ps_uuid = _key(cmd.ps_uuid)
+        with agent.locks.hold(f"selffencer:{ps_uuid}"):
+            fencers.cancel(ps_uuid)
+        return AgentReply()
+
+    @agent.sync("/ha/selffencer/status")
+    def status(cmd: EmptyCommand) -> SelfFencerStatusReply:
+        """Every fencer's heartbeat counter, failures, last coordinator contact, fencing."""
+        return SelfFencerStatusReply(fencers=[FencerStatus(**s) for s in fencers.status()])
+
+    @agent.async_("/ha/scanhost")
+    def scanhost(cmd: ScanHostCmd, task: Task) -> ScanHostReply:
+        """Is ``targetIp:targetPort`` reachable, and is the target's heartbeat Alive
+        (moving), Stale (still for ``window`` seconds) or Missing?"""
+        scan = scan_host(_target(cmd), cmd.target_host_uuid, cmd.target_ip, cmd.target_port,
+                         cmd.window, cmd.interval, task.check_cancelled)
+        hb = scan.heartbeat
+        return ScanHostReply(reachable=scan.reachable, heartbeat=hb.state,
+                             heartbeat_error=hb.error, counter=hb.counter,
+                             last_write_time=hb.time)
+
+
+def _target(cmd: CephAccess) -> RadosTarget:
+    return RadosTarget(cmd.pool, tuple(cmd.mon_hosts), cmd.user_name, cmd.user_key)
+
+
+def _key(uuid: str) -> str:
+    """One fencer per storage, however the uuid is spelt (32 hex or dashed)."""
+    return uuid.replace("-", "").lower()
