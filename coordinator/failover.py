@@ -14,6 +14,9 @@ Sure -> each VM, under its lock, leaves the lost host in the database (capacity 
 the host's part — destroying the domain, DHCP, user data, EIPs — kept as GC jobs that
 run when it comes back) and is started once on a host the allocator picks in its
 cluster. A start that fails leaves it Stopped, with the reason in the log.
+
+A NeverStop VM that stops on its own (qemu crashed, a power-off inside the guest, a
+``virsh destroy``) is started again on its host: :meth:`Failover.restart_in_place`.
 """
 
 from __future__ import annotations
@@ -163,3 +166,27 @@ class Failover:
         except (ApiError, LookupError) as exc:
             log.error("VM %s of lost host %s not restarted (it stays Stopped): %s", vm_uuid,
                       lost["name"], exc)
+
+    def restart_in_place(self, vm_uuid: str) -> None:
+        """A NeverStop VM reported Stopped or Crashed, not by an API: start it again where
+        it ran, in the background (the report's caller must not wait for a start)."""
+        threading.Thread(target=self._restart_in_place, args=(vm_uuid,), daemon=True,
+                         name=f"neverstop-{vm_uuid[:8]}").start()
+
+    def _restart_in_place(self, vm_uuid: str) -> None:
+        ctx = self.ctx
+        try:
+            with ctx.locks.hold(f"vm:{vm_uuid}", timeout=60):
+                vm = ctx.db.get("vm", vm_uuid)
+                if vm["state"] not in ("Stopped", "Crashed") or vm["ha_level"] != "NeverStop" \
+                        or not ctx.gconf.get("ha", "enable"):
+                    return
+                host = ctx.db.get("host", vm["last_host_uuid"])
+                if host["status"] != "Connected":
+                    return  # a lost host: the failover's business
+                vms.start_on(ctx, vm, host, Deadline(RESTART_TIMEOUT, f"restart {vm_uuid}"))
+            log.warning("NeverStop VM %s (%s) stopped on its own: started again on %s",
+                        vm["name"], vm_uuid, host["name"])
+        except (ApiError, TimeoutError, LookupError) as exc:
+            log.error("NeverStop VM %s stopped on its own and was not started again: %s",
+                      vm_uuid, exc)

@@ -182,6 +182,16 @@ def test_a_vm_stopped_behind_the_coordinators_back_is_stopped_at_once(cloud):
     cloud.api("StartVmInstance", uuid=vm["uuid"])
     assert cloud.api.query("QueryVmInstance", uuid=vm["uuid"])[0]["state"] == "Running"
 
+    # NeverStop: stopped on its own, it is started again on its host
+    cloud.api("SetVmInstanceHaLevel", uuid=vm["uuid"], level="NeverStop")
+    host.run(["virsh", "-c", "qemu:///system", "destroy", vm["uuid"]])
+    procs.wait_for(lambda: "running" in host.run(["virsh", "-c", "qemu:///system", "domstate",
+                                                  vm["uuid"]]).stdout and
+                   cloud.api.query("QueryVmInstance", uuid=vm["uuid"])[0]["state"] ==
+                   "Running", 30, "the NeverStop VM running again", interval=0.2)
+    cloud.api("StopVmInstance", uuid=vm["uuid"], type="cold")  # an API stop is no restart
+    assert cloud.api.query("QueryVmInstance", uuid=vm["uuid"])[0]["state"] == "Stopped"
+
 
 def test_deletion_policies_direct_never_and_the_expunger(cloud):
     from coordinator.apis import vmdeletion
