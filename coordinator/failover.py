@@ -36,7 +36,9 @@ from coordinator.gc import HostCalls
 from coordinator.jobs import Deadline
 
 log = logging.getLogger(__name__)
-FENCE_MARGIN = 5.0  # seconds for a fenced qemu to be gone after its fencer acted
+# Seconds for a fenced qemu to be gone after its fencer acted: virDomainDestroy sends
+# SIGTERM, waits up to 10 s (a qemu whose RBD I/O hangs does not exit on it), then SIGKILL.
+FENCE_MARGIN = 20.0
 RESTART_TIMEOUT = 300.0
 RUNNING = ("Running", "Unknown", "Paused", "Rebooting", "Starting")
 
