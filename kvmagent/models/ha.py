@@ -9,7 +9,15 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
 from pydantic.alias_generators import to_camel
 
 from agentlib.models import AgentCommand, AgentReply
@@ -49,8 +57,8 @@ class CephAccess(AgentCommand):
 class SelfFencerSetupCmd(CephAccess):
     ps_uuid: Uuid
     host_uuid: Uuid
-    interval: float = Field(5.0, ge=0.1, le=600, description="seconds between heartbeats")
-    max_attempts: int = Field(6, ge=1, le=100, description=(
+    interval: StrictFloat = Field(5.0, ge=0.1, le=600, description="seconds between heartbeats")
+    max_attempts: StrictInt = Field(6, ge=1, le=100, description=(
         "fence after interval*maxAttempts seconds without storage and without coordinator"))
 
 
@@ -87,9 +95,9 @@ class SelfFencerStatusReply(AgentReply):
 class ScanHostCmd(CephAccess):
     target_host_uuid: Uuid
     target_ip: IPv4
-    target_port: int = Field(7070, ge=1, le=65535, description="the target's kvmagent port")
-    window: float = Field(ge=0.1, le=3600, description="seconds to watch the heartbeat")
-    interval: float = Field(1.0, ge=0.05, le=600, description="seconds between reads")
+    target_port: StrictInt = Field(7070, ge=1, le=65535, description="the target's kvmagent port")
+    window: StrictFloat = Field(ge=0.1, le=3600, description="seconds to watch the heartbeat")
+    interval: StrictFloat = Field(1.0, ge=0.05, le=600, description="seconds between reads")
 
 
 class ScanHostReply(AgentReply):

@@ -66,7 +66,7 @@ def test_heartbeat_scan_restart_and_bad_input(kvm_host, rbd_clone):
     setup = {**ceph, "psUuid": ps, "hostUuid": kvm.host_uuid, "interval": 0.2,
              "maxAttempts": 5}
     for field, value in [("monHosts", ["10.0.0.1"]), ("monHosts", []),
-                         ("pool", "a/b"), ("pool", "p\nq"), ("interval", 0),
+                         ("pool", "a/b"), ("pool", "p\nq"), ("interval", 0), ("interval", True),
                          ("maxAttempts", 1000), ("psUuid", "../../etc"),
                          ("userKey", "not base64!")]:
         bad = kvm.call("/ha/selffencer/setup", {**setup, field: value})
@@ -81,9 +81,10 @@ def test_heartbeat_scan_restart_and_bad_input(kvm_host, rbd_clone):
     counter = advancing(rbd_clone, name)
     hb = read_heartbeat(rbd_clone, name)
     assert hb["hostUuid"] == kvm.host_uuid and isinstance(hb["time"], float)
-    assert kvm.call("/ha/selffencer/setup", setup).json()["success"]  # the same fencer
-    [status] = fencers(kvm)
-    assert status["psUuid"] == ps and status["counter"] >= counter
+    [before] = fencers(kvm)
+    assert kvm.call("/ha/selffencer/setup", setup).json()["success"]
+    [status] = fencers(kvm)  # the same fencer: its counter went on
+    assert status["psUuid"] == ps and status["counter"] >= before["counter"] >= counter
     assert status["lastWriteOk"] and status["failingSince"] is None
 
     scan = {**ceph, "targetHostUuid": kvm.host_uuid, "targetIp": kvm.host.mgmt_address,
@@ -177,7 +178,9 @@ def test_a_host_cut_from_ceph_fences_its_rbd_vm_once_the_pings_stop(kvm_host, rb
         procs.wait_for(lambda: state() != "running", grace + 30, "the fenced VM gone",
                        interval=0.1)
         fenced_after = time.monotonic() - cut
-        [status] = inside("/ha/selffencer/status")["fencers"]
+        # the fencer records the VM once libvirt's destroy call has returned
+        status = procs.wait_for(lambda: (s := inside("/ha/selffencer/status")["fencers"][0])[
+            "fencedVms"] and s, 10, "the fencing recorded")
         assert status["fencedVms"] == [vm] and status["fencedAt"], status
         print(f"fenced {fenced_after:.1f}s after the last ping (grace {grace:.1f}s)")
     finally:
