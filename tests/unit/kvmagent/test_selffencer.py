@@ -84,19 +84,29 @@ def conn():
         lv.close()
 
 
+class Rig:
+    """A fencer (not started: the tests call ``tick``) with its clock, the time of the
+    coordinator's last contact, and the stores it made."""
+
+    def __init__(self, conn):
+        self.clock = Clock()
+        self.contact_at = self.clock.now
+        self.stores: list[Store] = []
+        self.fencer = SelfFencer(CONFIG, conn, lambda: self.contact_at, self.clock,
+                                 self._store)
+
+    def _store(self, target, timeout):
+        self.stores.append(Store(target, timeout))
+        return self.stores[-1]
+
+    def tick(self, after: float = 0.0):
+        self.clock.now += after
+        self.fencer.tick()
+
+
 @pytest.fixture
-def fencer(conn):
-    clock = Clock()
-    contact = {"at": clock.now}
-    stores = []
-
-    def factory(target, timeout):
-        stores.append(Store(target, timeout))
-        return stores[-1]
-
-    f = SelfFencer(CONFIG, conn, lambda: contact["at"], clock, factory)
-    f.test_clock, f.test_contact, f.test_stores = clock, contact, stores
-    return f
+def rig(conn):
+    return Rig(conn)
 
 
 def running(conn, name) -> bool:
@@ -112,75 +122,66 @@ def test_only_rbd_disks_in_the_pool_are_selected():
     assert rbd_disks_in_pool(domain_xml("c"), POOL) == []
 
 
-def test_lost_storage_and_coordinator_fences_the_pools_vms_only(conn, fencer):
+def test_lost_storage_and_coordinator_fences_the_pools_vms_only(conn, rig):
     ours, other_pool, local = (uuid.uuid4().hex for _ in range(3))
     conn.start(ours, f"{POOL}/vm-root")
     conn.start(other_pool, "pool-b/vm-root")
     conn.start(local)
-    fencer.tick()
-    assert fencer.test_stores[0].writes[-1]["counter"] == 1
-    fencer.test_stores[0].failing = True
+    rig.tick()
+    assert rig.stores[0].writes[-1]["counter"] == 1
+    rig.stores[0].failing = True
 
-    fencer.tick()  # the first failed write: the grace starts now
-    fencer.test_clock.now += 4.9
-    fencer.tick()
-    assert running(conn, ours) and fencer.state.fenced_at is None
+    rig.tick()  # the first failed write: the grace starts now
+    rig.tick(after=4.9)
+    assert running(conn, ours) and rig.fencer.state.fenced_at is None
 
-    fencer.test_clock.now += 0.2  # storage and coordinator lost for 5.1 s
-    fencer.tick()
+    rig.tick(after=0.2)  # storage and coordinator lost for 5.1 s
     assert not running(conn, ours)
     assert running(conn, other_pool) and running(conn, local)
-    assert fencer.state.fenced_vms == [ours] and fencer.state.fenced_at is not None
-    status = fencer.status()
+    assert rig.fencer.state.fenced_vms == [ours] and rig.fencer.state.fenced_at is not None
+    status = rig.fencer.status()
     assert status["fenced_vms"] == [ours] and status["failing_since"] is not None
 
     # it keeps checking: an rbd VM started while the host is still cut off goes too
     late = uuid.uuid4().hex
     conn.start(late, f"{POOL}/data")
-    fencer.test_clock.now += 1
-    fencer.tick()
-    assert not running(conn, late) and fencer.state.fenced_vms == [ours, late]
+    rig.tick(after=1)
+    assert not running(conn, late) and rig.fencer.state.fenced_vms == [ours, late]
 
 
-def test_contact_with_the_coordinator_alone_prevents_fencing(conn, fencer):
+def test_contact_with_the_coordinator_alone_prevents_fencing(conn, rig):
     vm = uuid.uuid4().hex
     conn.start(vm, f"{POOL}/vm-root")
-    fencer.test_stores.clear()
-    fencer.tick()
-    fencer.test_stores[0].failing = True
+    rig.tick()
+    rig.stores[0].failing = True
     for _ in range(30):  # 30 s of failed writes, the coordinator pinging every second
-        fencer.test_clock.now += 1
-        fencer.test_contact["at"] = fencer.test_clock.now - 0.5
-        fencer.tick()
-    assert running(conn, vm) and fencer.state.fenced_at is None
-    assert fencer.state.failing_since is not None
+        rig.clock.now += 1
+        rig.contact_at = rig.clock.now - 0.5
+        rig.tick()
+    assert running(conn, vm) and rig.fencer.state.fenced_at is None
+    assert rig.fencer.state.failing_since is not None
 
-    fencer.test_clock.now += 5  # the pings stop too: now it fences
-    fencer.tick()
+    rig.tick(after=5)  # the pings stop too: now it fences
     assert not running(conn, vm)
 
 
-def test_storage_alone_prevents_fencing_and_a_recovery_resets_the_grace(conn, fencer):
+def test_storage_alone_prevents_fencing_and_a_recovery_resets_the_grace(conn, rig):
     vm = uuid.uuid4().hex
     conn.start(vm, f"{POOL}/vm-root")
     for _ in range(30):  # no contact for 30 s, but the heartbeat is written
-        fencer.test_clock.now += 1
-        fencer.tick()
-    assert running(conn, vm) and fencer.state.last_write_ok is not None
-    assert [w["counter"] for w in fencer.test_stores[0].writes] == list(range(1, 31))
-    assert fencer.test_stores[0].writes[0]["name"] == heartbeat_object(CONFIG.host_uuid)
+        rig.tick(after=1)
+    assert running(conn, vm) and rig.fencer.state.last_write_ok is not None
+    assert [w["counter"] for w in rig.stores[0].writes] == list(range(1, 31))
+    assert rig.stores[0].writes[0]["name"] == heartbeat_object(CONFIG.host_uuid)
 
-    store = fencer.test_stores[0]
+    store = rig.stores[0]
     store.failing = True
-    fencer.test_clock.now += 1
-    fencer.tick()  # failing since now
-    fencer.test_clock.now += 4
+    rig.tick(after=1)  # failing since now
     store.failing = False
-    fencer.tick()  # one good write ends the failure
+    rig.tick(after=4)  # one good write ends the failure
     store.failing = True
-    fencer.test_clock.now += 4
-    fencer.tick()  # failing again, for 0 s
-    assert not fencer.should_fence(fencer.test_clock.now)
+    rig.tick(after=4)  # failing again, for 0 s
+    assert not rig.fencer.should_fence(rig.clock.now)
     assert running(conn, vm)
 
 
