@@ -13,11 +13,13 @@ from agentlib.agent import Agent
 from agentlib.identity import Identity
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.libvirt_conn import LibvirtConnection
+from kvmagent.drivers.selffencer import SelfFencers
 from kvmagent.drivers.vms import VmDriver
 from kvmagent.handlers import (
     ceph_secret,
     dhcp,
     eip,
+    ha,
     host,
     hotplug,
     l2,
@@ -47,7 +49,8 @@ def build(cfg: KvmAgentConfig) -> Agent:
     conn = LibvirtConnection(cfg.libvirt_uri, capture.on_event, reconnected)
     conn.open()
     agent.on_close(conn.close)
-    host.register(agent, identity, cfg, conn)
+    fencers = SelfFencers(cfg.data_dir / "selffencers", conn)
+    host.register(agent, identity, cfg, conn, on_contact=fencers.contact)
     vms = VmDriver(conn, capture)
     vm.register(agent, vms, cfg)
     hotplug.register(agent, vms, cfg)
@@ -61,6 +64,9 @@ def build(cfg: KvmAgentConfig) -> Agent:
     flat_dhcp = dhcp.register(agent, cfg.data_dir)
     eip.register(agent)
     userdata.register(agent, cfg.data_dir, flat_dhcp)
+    ha.register(agent, fencers)
+    fencers.adopt()
+    agent.on_close(fencers.close)
     return agent
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Callable
 
 import psutil
 
@@ -20,7 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def register(agent: Agent, identity: Identity, cfg: KvmAgentConfig,
-             libvirt_conn: LibvirtConnection) -> None:
+             libvirt_conn: LibvirtConnection,
+             on_contact: Callable[[], None] = lambda: None) -> None:
+    """``on_contact`` runs on every connect and ping: the coordinator reached this host
+    (the self-fencer's evidence that the host is not lost)."""
     agent.reporter.url = identity.get("sendCommandUrl")
 
     register_echo(agent, "/host/echo")
@@ -28,6 +32,7 @@ def register(agent: Agent, identity: Identity, cfg: KvmAgentConfig,
     @agent.sync("/host/connect")
     def connect(cmd: ConnectCmd) -> AgentReply:
         """Bind this agent to a host uuid and the coordinator's report URL (persisted)."""
+        on_contact()
         previous = identity.get("hostUuid")
         identity.update(hostUuid=cmd.host_uuid, sendCommandUrl=str(cmd.send_command_url))
         agent.reporter.url = str(cmd.send_command_url)
@@ -39,6 +44,7 @@ def register(agent: Agent, identity: Identity, cfg: KvmAgentConfig,
     @agent.sync("/host/ping", quiet=True)
     def ping(cmd: EmptyCommand) -> PingReply:
         """The host uuid this agent was connected with (null before connect)."""
+        on_contact()
         return PingReply(host_uuid=identity.get("hostUuid"))
 
     @agent.sync("/host/capacity")
