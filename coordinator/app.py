@@ -25,6 +25,7 @@ from coordinator.apis import (
     basics,
     eips,
     hosts,
+    imagedeletion,
     images,
     isos,
     localmigrate,
@@ -33,6 +34,7 @@ from coordinator.apis import (
     storage,
     vmdeletion,
     vms,
+    volumedeletion,
     volumes,
 )
 from coordinator.config import CoordinatorConfig
@@ -45,6 +47,7 @@ from coordinator.reports import Reports
 PORT = 8080
 CALLBACK_THREADS = 4  # HTTP threads kept free of callers waiting for jobs
 MODULES = (basics, hosts, maintenance, storage, networks, images, vms, vmdeletion, volumes,
+           volumedeletion, imagedeletion,
            eips, localmigrate, isos)
 log = logging.getLogger(__name__)
 

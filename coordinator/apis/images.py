@@ -1,5 +1,6 @@
 """Images: AddImage downloads a URL into each named backup storage (long: seed 1.1
-gives it 3 hours), then the image is Ready with its size and md5; DeleteImage."""
+gives it 3 hours), then the image is Ready with its size and md5. Deleting, recovering
+and expunging images: :mod:`coordinator.apis.imagedeletion`."""
 
 from __future__ import annotations
 
@@ -38,10 +39,6 @@ class AddImageMsg(ApiMessage):
         if v.split("://", 1)[0] not in ("http", "https", "file") or "\n" in v:
             raise ValueError(f"must be an http, https or file URL: {v!r}")
         return v
-
-
-class UuidMsg(ApiMessage):
-    uuid: Uuid
 
 
 def download_to(ctx: Context, bs: dict, image: dict, url: str, deadline: Deadline) -> dict:
@@ -93,17 +90,3 @@ def register(apis: Apis) -> None:
                       actual_size=first["actualSize"], md5=first.get("md5Sum", ""),
                       format=first.get("format") or msg.format)
         return inventory_reply(ctx, "image", uuid)
-
-    @apis.register("DeleteImage", long=True)
-    def delete_image(msg: UuidMsg, ctx: Context, deadline: Deadline) -> dict:
-        """Delete an image from its backup storages and the inventory."""
-        image = require(ctx, "image", msg.uuid, "uuid")
-        for ref in ctx.db.find("image_bs", "image_uuid = ?", (image["uuid"],)):
-            bs = ctx.db.get("backup_storage", ref["bs_uuid"])
-            if ref["install_path"] and bs["type"] == "Ceph":
-                ceph_call(ctx, bs, f"{CEPH_BS}/image/delete",
-                          {"installPath": ref["install_path"]})
-            elif ref["install_path"]:
-                sftp_call(ctx, bs, f"{SFTP_BS}/delete", {"installPath": ref["install_path"]})
-        ctx.db.delete("image", image["uuid"])
-        return {}

@@ -8,21 +8,19 @@ every ``vm/expungeInterval``); Never keeps it until ExpungeVmInstance.
 from __future__ import annotations
 
 import logging
-import time
 
 from agentlib.types import Uuid
 from coordinator import allocator
 from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import eips, rootvolumes
+from coordinator.apis import eips, expunger, volumedeletion
 from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.storageagents import CEPH_PS
+from coordinator.apis.expunger import EXPUNGE_TIMEOUT
 from coordinator.apis.vms import delete_rows, release_commands
 from coordinator.context import Context
 from coordinator.gc import HostCalls
 from coordinator.jobs import Deadline
 
 log = logging.getLogger(__name__)
-EXPUNGE_TIMEOUT = 600.0
 
 
 class VmUuidMsg(ApiMessage):
@@ -56,35 +54,28 @@ def expunge(ctx: Context, vm: dict, deadline: Deadline) -> None:
     leave_host(ctx, vm, calls)
     for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "
                            "install_path IS NOT NULL", (vm["uuid"],)):
-        ps = ctx.db.get("primary_storage", vol["ps_uuid"])
-        what = f"delete volume {vol['uuid']}"
-        if calls is None:
-            rootvolumes.delete_volume(ctx, ps, vol["install_path"], None)
-        elif ps["type"] == "LocalStorage":
-            calls.send("/localstorage/delete", {"path": vol["install_path"]}, what)
-        else:  # the VM may still hold the image open: after the host's commands
-            calls.after_host(ps, f"{CEPH_PS}/delete", {"installPath": vol["install_path"]},
-                             what)
+        volumedeletion.delete_bits(ctx, vol, calls)
     delete_rows(ctx, vm["uuid"])
     log.info("VM %s (%s) expunged%s", vm["name"], vm["uuid"],
              f"; {calls.kept} host commands kept for GC" if calls and calls.kept else "")
 
 
+def _expunge_destroyed(ctx: Context, uuid: str, deadline: Deadline,
+                       timeout: float = -1) -> None:
+    with ctx.locks.hold(f"vm:{uuid}", timeout=timeout):
+        vm = ctx.db.get("vm", uuid)
+        if vm["state"] != "Destroyed":
+            raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}; destroy it first")
+        expunge(ctx, vm, deadline)
+
+
 def expunge_due(ctx: Context) -> int:
     """Expunge the Destroyed VMs whose period is over (not under policy Never)."""
-    if ctx.gconf.get("vm", "deletionPolicy") == "Never":
-        return 0
-    before = time.time() - ctx.gconf.get("vm", "expungePeriod")
-    done = 0
-    for vm in ctx.db.find("vm", "state = 'Destroyed' AND updated <= ?", (before,)):
-        try:
-            with ctx.locks.hold(f"vm:{vm['uuid']}", timeout=0):
-                expunge(ctx, ctx.db.get("vm", vm["uuid"]),
-                        Deadline(EXPUNGE_TIMEOUT, "expunge"))
-            done += 1
-        except (ApiError, TimeoutError, LookupError) as exc:
-            log.warning("VM %s not expunged now: %s", vm["uuid"], exc)
-    return done
+    return expunger.expunge_due(
+        ctx, "vm",
+        lambda before: ctx.db.find("vm", "state = 'Destroyed' AND updated <= ?", (before,)),
+        lambda vm: _expunge_destroyed(ctx, vm["uuid"], Deadline(EXPUNGE_TIMEOUT, "expunge"),
+                                      timeout=0))
 
 
 def register(apis: Apis) -> None:
@@ -92,7 +83,7 @@ def register(apis: Apis) -> None:
     def destroy_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
         """Destroy a VM as vm/deletionPolicy says (Direct, Delay, Never)."""
         vm = require(ctx, "vm", msg.uuid, "uuid")
-        policy = ctx.gconf.get("vm", "deletionPolicy")
+        policy = expunger.policy(ctx, "vm")
         with ctx.locks.hold(f"vm:{vm['uuid']}"):
             vm = ctx.db.get("vm", vm["uuid"])
             if policy == "Direct":
@@ -117,10 +108,6 @@ def register(apis: Apis) -> None:
     @apis.register("ExpungeVmInstance", long=True)
     def expunge_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
         """Remove a Destroyed VM for good now."""
-        vm = require(ctx, "vm", msg.uuid, "uuid")
-        with ctx.locks.hold(f"vm:{vm['uuid']}"):
-            vm = ctx.db.get("vm", vm["uuid"])
-            if vm["state"] != "Destroyed":
-                raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}; destroy it first")
-            expunge(ctx, vm, deadline)
+        require(ctx, "vm", msg.uuid, "uuid")
+        _expunge_destroyed(ctx, msg.uuid, deadline)
         return {}

@@ -1,5 +1,6 @@
 """Data volumes: create (on a primary storage at once, or when first attached, as ZStack's
-NotInstantiated volumes), attach to a VM (hot-plugged if it runs), detach, delete."""
+NotInstantiated volumes), attach to a VM (hot-plugged if it runs), detach. Deleting,
+recovering and expunging them: :mod:`coordinator.apis.volumedeletion`."""
 
 from __future__ import annotations
 
@@ -38,10 +39,6 @@ class AttachDataVolumeMsg(ApiMessage):
 class DetachDataVolumeMsg(ApiMessage):
     uuid: Uuid
     vm_uuid: Uuid | None = None
-
-
-class UuidMsg(ApiMessage):
-    uuid: Uuid
 
 
 def instantiate(ctx: Context, volume: dict, ps: dict) -> dict:
@@ -96,6 +93,9 @@ def register(apis: Apis) -> None:
             vm = ctx.db.get("vm", vm["uuid"])
             if volume["type"] != "Data":
                 raise ApiError(f"volumeUuid: {volume['name']} is a {volume['type']} volume")
+            if volume["status"] == "Deleted":
+                raise ApiError(f"volumeUuid: volume {volume['name']} is Deleted; recover it "
+                               "first (RecoverDataVolume)")
             if volume["vm_uuid"] == vm["uuid"]:
                 return inventory_reply(ctx, "volume", volume["uuid"])
             if volume["vm_uuid"]:
@@ -134,18 +134,3 @@ def register(apis: Apis) -> None:
                 _hotplug(ctx, vm, volume, "/vm/detachdatavolume", deadline)
             ctx.db.update("volume", volume["uuid"], vm_uuid=None, device_id=None)
         return inventory_reply(ctx, "volume", volume["uuid"])
-
-    @apis.register("DeleteDataVolume", long=True)
-    def delete(msg: UuidMsg, ctx: Context, deadline: Deadline) -> dict:
-        """Delete a detached data volume and its bits."""
-        volume = require(ctx, "volume", msg.uuid, "uuid")
-        if volume["type"] != "Data":
-            raise ApiError(f"uuid: {volume['name']} is a {volume['type']} volume")
-        if volume["vm_uuid"]:
-            raise ApiError(f"uuid: volume {volume['name']} is attached to VM "
-                           f"{volume['vm_uuid']}; detach it first")
-        if volume["install_path"]:
-            rootvolumes.delete_volume(ctx, ctx.db.get("primary_storage", volume["ps_uuid"]),
-                                      volume["install_path"], None)
-        ctx.db.delete("volume", volume["uuid"])
-        return {}
