@@ -164,7 +164,8 @@ def test_a_data_volume_is_hot_plugged_into_a_running_vm_and_out_again(cloud):
     assert not busy["success"] and "detach" in busy["error"]
     cloud.api("DetachDataVolumeFromVm", uuid=vol["uuid"])
     cloud.wait_console(vm["uuid"], lambda r: "vdb" not in r.disks, "vdb unplugged")
-    cloud.api("DeleteDataVolume", uuid=vol["uuid"])
+    cloud.api("UpdateGlobalConfig", category="volume", name="deletionPolicy", value="Direct")
+    cloud.api("DeleteDataVolume", uuid=vol["uuid"])  # Direct: its bits go at once
     gone = cloud.cephagent.post("/ceph/primarystorage/getvolumesize",
                                 {"installPath": attached["installPath"]}).json()
     assert not gone["success"]

@@ -1,0 +1,249 @@
+"""Deletion policies of data volumes and images (seed 1.0) against real storage: a
+coordinator served on loopback drives the session cluster's cephagent (Ceph primary and
+backup storage) and an sftpbsagent (files under a directory). What is checked is what
+Ceph and the disk hold: kept after a Delay or Never delete, usable again after recover,
+gone after expunge, after the expunger's period, and at once under Direct. One test
+uses the two-host cloud to attach a recovered volume and boot a VM of a recovered image.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import rbd
+
+from coordinator.apis import imagedeletion, volumedeletion
+from coordinator.app import build
+from coordinator.config import CoordinatorConfig
+from devcluster.ceph import CephCluster
+from tests.fixtures.agents import ServedAgent
+from tests.fixtures.coordinator import Api
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Storages:
+    api: Api
+    cluster: CephCluster
+    sftp_root: Path
+    ps: dict
+    ceph_bs: dict
+    sftp_bs: dict
+    image_url: str
+
+    def rbd_exists(self, install_path: str) -> bool:
+        """Is there an RBD image at ``ceph://pool/image`` (asked of Ceph, not the agent)?"""
+        pool, name = install_path.removeprefix("ceph://").split("/")
+        client = self.cluster.rados()
+        try:
+            with client.open_ioctx(pool) as ioctx:
+                return name in rbd.RBD().list(ioctx)
+        finally:
+            client.shutdown()
+
+    def volume(self, name: str) -> dict:
+        offering = self.api("CreateDiskOffering", name="d", diskSize=16 << 20)["inventory"]
+        return self.api("CreateDataVolume", name=name, diskOfferingUuid=offering["uuid"],
+                        primaryStorageUuid=self.ps["uuid"])["inventory"]
+
+    def image(self, name: str, *bs: dict) -> dict:
+        return self.api("AddImage", name=name, url=self.image_url,
+                        backupStorageUuids=[b["uuid"] for b in bs])["inventory"]
+
+    def copies(self, image_uuid: str) -> dict[str, tuple[str, str]]:
+        """backup storage uuid -> (status, installPath) of the image's copies."""
+        [image] = self.api.query("QueryImage", uuid=image_uuid)
+        return {r["backupStorageUuid"]: (r["status"], r["installPath"])
+                for r in image["backupStorageRefs"]}
+
+    def set(self, category: str, name: str, value: str) -> None:
+        self.api("UpdateGlobalConfig", category=category, name=name, value=value)
+
+
+@pytest.fixture
+def storages(cephagent, sftpbs, image_server, tmp_path) -> Iterator[Storages]:
+    c = build(CoordinatorConfig(data_dir=tmp_path / "coordinator", background=False))
+    served = ServedAgent(c, host="127.0.0.1")
+    c.set_base_url(served.url)
+    api = Api(c)
+    ceph = urlsplit(cephagent.url)
+    mon = f"root:password@{ceph.hostname}"
+    try:
+        zone = api("CreateZone", name="z")["inventory"]["uuid"]
+        ps = api("AddCephPrimaryStorage", name="ceph-ps", zoneUuid=zone, monUrls=[mon],
+                 agentPort=ceph.port)["inventory"]
+        ceph_bs = api("AddCephBackupStorage", name="ceph-bs", monUrls=[mon],
+                      agentPort=ceph.port)["inventory"]
+        sftp_bs = api("AddSftpBackupStorage", name="sftp-bs", hostname="127.0.0.1",
+                      url=str(sftpbs.root), agentPort=urlsplit(sftpbs.url).port)["inventory"]
+        yield Storages(api, cephagent.cluster, sftpbs.root, ps, ceph_bs, sftp_bs,
+                       f"{image_server.url}/image.qcow2")
+    finally:
+        served.close()
+        _delete_pools(cephagent.cluster, c)
+
+
+def _delete_pools(cluster: CephCluster, c) -> None:
+    """The pools AddCeph*Storage made in the session cluster."""
+    pools = {p["config"][k] for p in c.ctx.db.find("primary_storage")
+             for k in ("rootVolumePoolName", "dataVolumePoolName", "imageCachePoolName")}
+    pools |= {b["config"]["poolName"] for b in c.ctx.db.find("backup_storage", "type = 'Ceph'")}
+    client = cluster.rados()
+    try:
+        for pool in pools:
+            if client.pool_exists(pool):
+                client.delete_pool(pool)
+    finally:
+        client.shutdown()
+
+
+# -- data volumes ------------------------------------------------------------------------
+def test_a_delay_deleted_volume_keeps_its_rbd_image_until_recovered_or_expunged(storages):
+    api = storages.api
+    vol = storages.volume("data-1")
+    path = vol["installPath"]
+    assert storages.rbd_exists(path)
+
+    deleted = api("DeleteDataVolume", uuid=vol["uuid"])["inventory"]  # Delay, the default
+    assert deleted["status"] == "Deleted"
+    assert api.query("QueryVolume", status="Deleted")[0]["uuid"] == vol["uuid"]
+    assert storages.rbd_exists(path)
+    again = api("DeleteDataVolume", uuid=vol["uuid"])["inventory"]  # idempotent
+    assert again["status"] == "Deleted" and storages.rbd_exists(path)
+
+    assert api("RecoverDataVolume", uuid=vol["uuid"])["inventory"]["status"] == "Ready"
+    assert storages.rbd_exists(path)
+    twice = api.post("RecoverDataVolume", uuid=vol["uuid"])
+    assert twice["error"] == "uuid: volume data-1 is Ready, not Deleted"
+    early = api.post("ExpungeDataVolume", uuid=vol["uuid"])
+    assert early["error"] == "uuid: volume data-1 is Ready, not Deleted; delete it first"
+    assert storages.rbd_exists(path)
+
+    api("DeleteDataVolume", uuid=vol["uuid"])
+    api("ExpungeDataVolume", uuid=vol["uuid"])
+    assert not storages.rbd_exists(path)
+    assert api.query("QueryVolume", uuid=vol["uuid"]) == []
+
+
+def test_volume_policies_never_direct_and_the_expunger_period(storages):
+    api = storages.api
+    storages.set("volume", "deletionPolicy", "Never")
+    storages.set("volume", "expungePeriod", "0")
+    kept = storages.volume("kept")
+    api("DeleteDataVolume", uuid=kept["uuid"])
+    assert volumedeletion.expunge_due(api.ctx) == 0  # Never: the expunger leaves it
+    assert storages.rbd_exists(kept["installPath"])
+
+    storages.set("volume", "deletionPolicy", "Delay")
+    assert volumedeletion.expunge_due(api.ctx) == 1
+    assert not storages.rbd_exists(kept["installPath"])
+    storages.set("volume", "expungePeriod", "1")
+    later = storages.volume("later")
+    api("DeleteDataVolume", uuid=later["uuid"])
+    assert volumedeletion.expunge_due(api.ctx) == 0  # its period is not over yet
+    assert storages.rbd_exists(later["installPath"])
+    time.sleep(1.1)
+    assert volumedeletion.expunge_due(api.ctx) == 1
+    assert not storages.rbd_exists(later["installPath"])
+    assert api.query("QueryVolume") == []
+
+    storages.set("volume", "deletionPolicy", "Direct")
+    direct = storages.volume("direct")
+    assert "inventory" not in api("DeleteDataVolume", uuid=direct["uuid"])
+    assert not storages.rbd_exists(direct["installPath"])
+    assert api.query("QueryVolume") == []
+
+
+# -- images ------------------------------------------------------------------------------
+def test_an_image_is_deleted_recovered_and_expunged_per_backup_storage(storages):
+    api, ceph_bs, sftp_bs = storages.api, storages.ceph_bs["uuid"], storages.sftp_bs["uuid"]
+    image = storages.image("guest", storages.ceph_bs, storages.sftp_bs)
+    copies = storages.copies(image["uuid"])
+    rbd_path, file_path = copies[ceph_bs][1], Path(copies[sftp_bs][1])
+    assert storages.rbd_exists(rbd_path) and file_path.is_file()
+
+    one = api("DeleteImage", uuid=image["uuid"], backupStorageUuids=[sftp_bs])["inventory"]
+    assert one["status"] == "Ready"  # still Ready on the Ceph backup storage
+    assert storages.copies(image["uuid"]) == {ceph_bs: ("Ready", rbd_path),
+                                              sftp_bs: ("Deleted", str(file_path))}
+    all_ = api("DeleteImage", uuid=image["uuid"])["inventory"]
+    assert all_["status"] == "Deleted"
+    assert api.query("QueryImage", status="Deleted")[0]["uuid"] == image["uuid"]
+    assert storages.rbd_exists(rbd_path) and file_path.is_file()  # bits kept
+    offering = api("CreateInstanceOffering", name="o", cpuNum=1,
+                   memorySize=64 << 20)["inventory"]["uuid"]
+    refused = api.post("CreateVmInstance", name="vm", imageUuid=image["uuid"],
+                       instanceOfferingUuid=offering, l3NetworkUuids=["c" * 32])
+    assert refused["error"] == "imageUuid: image guest is Deleted, not Ready"
+
+    back = api("RecoverImage", imageUuid=image["uuid"], backupStorageUuids=[ceph_bs])
+    assert back["inventory"]["status"] == "Ready"
+    assert storages.copies(image["uuid"])[sftp_bs][0] == "Deleted"
+    again = api.post("RecoverImage", imageUuid=image["uuid"], backupStorageUuids=[ceph_bs])
+    assert again["error"] == ("backupStorageUuids.0: image guest is Ready on backup storage "
+                              "ceph-bs, not Deleted")
+
+    left = api("ExpungeImage", imageUuid=image["uuid"])["inventory"]  # the Deleted copies
+    assert [r["backupStorageUuid"] for r in left["backupStorageRefs"]] == [ceph_bs]
+    assert not file_path.exists() and storages.rbd_exists(rbd_path)
+    nothing = api.post("ExpungeImage", imageUuid=image["uuid"])
+    assert nothing["error"] == "imageUuid: image guest has no Deleted copy; delete it first"
+
+    storages.set("image", "deletionPolicy", "Never")
+    storages.set("image", "expungePeriod", "0")
+    api("DeleteImage", uuid=image["uuid"])
+    assert imagedeletion.expunge_due(api.ctx) == 0  # Never: the expunger leaves it
+    assert storages.rbd_exists(rbd_path)
+    storages.set("image", "deletionPolicy", "Delay")
+    assert imagedeletion.expunge_due(api.ctx) == 1
+    assert not storages.rbd_exists(rbd_path)
+    assert api.query("QueryImage") == []  # gone with its last copy
+
+
+def test_direct_deletes_an_images_bits_at_once(storages):
+    api = storages.api
+    storages.set("image", "deletionPolicy", "Direct")
+    image = storages.image("direct", storages.ceph_bs, storages.sftp_bs)
+    copies = storages.copies(image["uuid"])
+    rbd_path = copies[storages.ceph_bs["uuid"]][1]
+    file_path = Path(copies[storages.sftp_bs["uuid"]][1])
+    left = api("DeleteImage", uuid=image["uuid"],
+               backupStorageUuids=[storages.sftp_bs["uuid"]])["inventory"]
+    assert left["status"] == "Ready" and not file_path.exists()
+    assert storages.rbd_exists(rbd_path)
+    assert "inventory" not in api("DeleteImage", uuid=image["uuid"])
+    assert not storages.rbd_exists(rbd_path)
+    assert api.query("QueryImage") == []
+
+
+# -- with VMs ------------------------------------------------------------------------------
+def test_a_recovered_volume_is_attached_and_a_recovered_image_makes_a_vm(cloud):
+    api = cloud.api
+    api("DeleteImage", uuid=cloud.image)
+    refused = api.post("CreateVmInstance", name="vm", imageUuid=cloud.image,
+                       instanceOfferingUuid=cloud.offering, l3NetworkUuids=[cloud.l3])
+    assert refused["error"].startswith("imageUuid: ") and "Deleted" in refused["error"]
+    api("RecoverImage", imageUuid=cloud.image)
+    vm = cloud.create_vm("from-recovered")
+    assert vm["state"] == "Running"
+
+    offering = api("CreateDiskOffering", name="d", diskSize=32 << 20)["inventory"]
+    vol = api("CreateDataVolume", name="data", diskOfferingUuid=offering["uuid"],
+              primaryStorageUuid=cloud.primary_storage)["inventory"]
+    api("DeleteDataVolume", uuid=vol["uuid"])
+    deleted = api.post("AttachDataVolumeToVm", vmInstanceUuid=vm["uuid"],
+                       volumeUuid=vol["uuid"])
+    assert deleted["error"] == ("volumeUuid: volume data is Deleted; recover it first "
+                                "(RecoverDataVolume)")
+    api("RecoverDataVolume", uuid=vol["uuid"])
+    api("AttachDataVolumeToVm", vmInstanceUuid=vm["uuid"], volumeUuid=vol["uuid"])
+    disks = cloud.host_of(vm["uuid"]).run(["virsh", "-c", "qemu:///system", "domblklist",
+                                           vm["uuid"]]).stdout
+    pool_image = vol["installPath"].removeprefix("ceph://")
+    assert any(line.split()[:2] == ["vdb", pool_image] for line in disks.splitlines())
