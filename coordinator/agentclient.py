@@ -13,6 +13,7 @@ import time
 import uuid as uuidlib
 
 import requests
+import urllib3
 
 from agentlib.delivery import thread_session
 
@@ -96,11 +97,18 @@ class AgentClient:
 
     def _post(self, url: str, path: str, body: dict, timeout: float,
               headers: dict | None = None) -> dict:
-        try:
-            resp = thread_session().post(url + path, json=body, timeout=timeout, headers=headers)
-        except requests.RequestException as exc:
-            raise AgentCallError(f"{url}{path}: agent unreachable: {exc}",
-                                 unreachable=True) from None
+        for attempt in (1, 2):
+            try:
+                resp = thread_session().post(url + path, json=body, timeout=timeout,
+                                             headers=headers)
+                break
+            except requests.RequestException as exc:
+                if attempt == 1 and _dropped_keepalive(exc):
+                    log.info("%s%s: the kept-alive connection was gone (%s): sending again "
+                             "on a new one", url, path, exc)
+                    continue
+                raise AgentCallError(f"{url}{path}: agent unreachable: {exc}",
+                                     unreachable=True) from None
         try:
             reply = resp.json()
         except ValueError:
@@ -110,3 +118,12 @@ class AgentClient:
             error = reply.get("error") if isinstance(reply, dict) else reply
             raise AgentCallError(f"{url}{path}: {error or f'HTTP {resp.status_code}'}")
         return reply
+
+
+def _dropped_keepalive(exc: requests.RequestException) -> bool:
+    """The agent closed (or, after a network cut, forgot) a pooled connection, and the
+    request went out on it: nothing reached the agent's handler, and agent commands are
+    idempotent anyway, so one resend on a fresh connection is safe. Timeouts and refused
+    connections are not this."""
+    return isinstance(exc, requests.ConnectionError) and bool(exc.args) and isinstance(
+        exc.args[0], urllib3.exceptions.ProtocolError)
