@@ -24,6 +24,7 @@ from coordinator.api import ApiError, Apis
 from coordinator.apis import (
     basics,
     eips,
+    ha,
     hosts,
     imagedeletion,
     images,
@@ -48,7 +49,7 @@ PORT = 8080
 CALLBACK_THREADS = 4  # HTTP threads kept free of callers waiting for jobs
 MODULES = (basics, hosts, maintenance, storage, networks, images, vms, vmdeletion, volumes,
            volumedeletion, imagedeletion,
-           eips, localmigrate, isos)
+           eips, localmigrate, isos, ha)
 log = logging.getLogger(__name__)
 
 
@@ -78,7 +79,8 @@ def build(cfg: CoordinatorConfig) -> Coordinator:
     for module in MODULES:
         module.register(apis)
     ctx.gconf = GlobalConfig(db, apis.long_timeouts())
-    ctx.on_host_connect.extend([storage.on_host_connect, gc.on_host_connect])
+    ctx.on_host_connect.extend([storage.on_host_connect, gc.on_host_connect,
+                                ha.on_host_connect])
     ctx.jobs = Jobs(db, cfg.api_workers)
     reports = Reports(ctx)
     if cfg.background:

@@ -1,14 +1,15 @@
 """Host loss: HA VMs restarted on another host, once the coordinator is sure (HCI manual).
 
-Each ping round calls :meth:`Failover.check`. A Disconnected host that still runs HA VMs
-on Ceph (as the database has it) is scanned from a Connected peer of its cluster
+Each ping round calls :meth:`Failover.check`. A host that missed a ping and still runs
+HA VMs on Ceph (as the database has it) is scanned from a Connected peer of its cluster
 (``/ha/scanhost``): does its agent answer, and does its heartbeat in the storage's pool
 still advance? The coordinator is sure the host runs the VMs no more only when it is
 unreachable AND its heartbeat stood still for longer than its self-fencer
 (:mod:`coordinator.apis.ha`) needs to act: then the host is either dead or has destroyed
-its VMs itself. A host cut off from the coordinator alone still writes its heartbeat,
-and its VMs go on running there; a host without a heartbeat (no fencer ever ran) is
-never declared dead: its VMs wait for an operator.
+its VMs itself. The host must be Disconnected by then too. A host cut off from the
+coordinator alone still writes its heartbeat, and its VMs go on running there; a host
+without a heartbeat (no fencer ever ran) is never declared dead: its VMs wait for an
+operator.
 
 Sure -> each VM, under its lock, leaves the lost host in the database (capacity freed;
 the host's part — destroying the domain, DHCP, user data, EIPs — kept as GC jobs that
@@ -78,7 +79,9 @@ class Failover:
             self._settings = settings
         if not settings[0]:
             return
-        for host in ctx.db.find("host", "status = 'Disconnected'"):
+        # The scan starts at the first missed ping: its window overlaps the pings that
+        # make the host Disconnected, and its verdict counts only for a Disconnected host.
+        for host in ctx.db.find("host", "status = 'Disconnected' OR missed_pings > 0"):
             if ha_vms(ctx, host["uuid"]) and self._claim(host["uuid"]):
                 threading.Thread(target=self._recover, args=(host,), daemon=True,
                                  name=f"failover-{host['name']}").start()
@@ -98,9 +101,15 @@ class Failover:
                 by_ps.setdefault(root["ps_uuid"], []).append(vm)
             for ps_uuid, vm_rows in by_ps.items():
                 ps = self.ctx.db.get("primary_storage", ps_uuid)
-                if self.host_is_down(host, ps):
-                    for vm in vm_rows:
-                        self._restart(vm["uuid"], host, ps)
+                if not self.host_is_down(host, ps):
+                    continue
+                status = self.ctx.db.get("host", host["uuid"])["status"]
+                if status != "Disconnected":
+                    log.info("host %s looks down, but is %s: its VMs stay", host["name"],
+                             status)
+                    continue
+                for vm in vm_rows:
+                    self._restart(vm["uuid"], host, ps)
         except Exception:
             log.exception("failover of host %s failed", host["name"])
         finally:

@@ -39,7 +39,8 @@ def _choice(*allowed: str) -> Callable[[str], object]:
     return check
 
 
-def _number(kind: type, minimum: float) -> Callable[[str], object]:
+def _number(kind: type, minimum: float,
+            maximum: float | None = None) -> Callable[[str], object]:
     def check(value: str) -> object:
         try:
             n = kind(value)
@@ -48,6 +49,8 @@ def _number(kind: type, minimum: float) -> Callable[[str], object]:
                              f"{value!r}") from None
         if n < minimum:
             raise ValueError(f"must be at least {minimum}: {value!r}")
+        if maximum is not None and n > maximum:
+            raise ValueError(f"must be at most {maximum}: {value!r}")
         return n
     return check
 
@@ -90,9 +93,11 @@ DEFINITIONS: list[ConfigDef] = [
               "how CreateVmInstance picks a host when the offering does not say"),
     ConfigDef("ha", "enable", "true", _bool, "restart NeverStop VMs of lost hosts elsewhere "
               "(false: hosts' self-fencers are cancelled, for planned whole-cluster work)"),
-    ConfigDef("ha", "host.selfFencer.interval", "5", _number(float, 0.1),
+    # bounded so that a peer's scan window (interval x (maxAttempts + 2) + 20 s) stays
+    # within the hour kvmagent's /ha/scanhost accepts
+    ConfigDef("ha", "host.selfFencer.interval", "5", _number(float, 0.1, 30),
               "seconds between a host's heartbeats in its Ceph storage"),
-    ConfigDef("ha", "host.selfFencer.maxAttempts", "6", _number(int, 1),
+    ConfigDef("ha", "host.selfFencer.maxAttempts", "6", _number(int, 1, 100),
               "intervals without storage and coordinator before a host destroys its VMs"),
     ConfigDef("gc", "interval", "60", _number(float, 1),
               "seconds between rounds of pending garbage collection jobs (besides the "

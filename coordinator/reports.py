@@ -13,8 +13,9 @@ from collections import deque
 
 from coordinator import allocator, gc
 from coordinator.api import ApiError
-from coordinator.apis import hosts, vmdeletion
+from coordinator.apis import hosts, imagedeletion, vmdeletion, volumedeletion
 from coordinator.context import Context
+from coordinator.failover import Failover
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Reports:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.failover = Failover(ctx)
 
     def receive(self, commandpath: str, body: dict) -> None:
         log.info("report %s: %s", commandpath, body)
@@ -71,6 +73,8 @@ class Reports:
         if state in ("Stopped", "Crashed") and was_running:
             allocator.release(self.ctx, vm["host_uuid"], vm["cpu_num"], vm["memory_size"])
             self.ctx.db.update("vm", vm_uuid, state=state, host_uuid=None)
+            if vm["ha_level"] == "NeverStop":
+                self.failover.restart_in_place(vm_uuid)
         elif state == "Running" and not was_running and host:
             try:
                 allocator.take(self.ctx, self.ctx.db.get("host", host), vm["cpu_num"],
@@ -86,9 +90,13 @@ class Reports:
     # -- on a clock -----------------------------------------------------------------------
     def start_background(self) -> None:
         self._every("host-ping", lambda: self.ctx.gconf.get("host", "ping.interval"),
-                    lambda: hosts.ping_all(self.ctx))
+                    lambda: (hosts.ping_all(self.ctx), self.failover.check()))
         self._every("vm-expunge", lambda: self.ctx.gconf.get("vm", "expungeInterval"),
                     lambda: vmdeletion.expunge_due(self.ctx))
+        self._every("volume-expunge", lambda: self.ctx.gconf.get("volume", "expungeInterval"),
+                    lambda: volumedeletion.expunge_due(self.ctx))
+        self._every("image-expunge", lambda: self.ctx.gconf.get("image", "expungeInterval"),
+                    lambda: imagedeletion.expunge_due(self.ctx))
         self._every("gc", lambda: self.ctx.gconf.get("gc", "interval"),
                     lambda: gc.run_all(self.ctx))
 
