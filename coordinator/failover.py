@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from coordinator import allocator
 from coordinator.agentclient import AgentCallError
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # SIGTERM, waits up to 10 s (a qemu whose RBD I/O hangs does not exit on it), then SIGKILL.
 FENCE_MARGIN = 20.0
 RESTART_TIMEOUT = 300.0
+SYNC_TIMEOUT = 5.0  # as a ping's
 RUNNING = ("Running", "Unknown", "Paused", "Rebooting", "Starting")
 
 
@@ -74,8 +76,12 @@ class Failover:
         ctx = self.ctx
         settings = (ctx.gconf.get("ha", "enable"), *ha.fencer_settings(ctx).values())
         if settings != self._settings:  # and on the first round: hosts may be stale
-            for host in ctx.db.find("host", "status = 'Connected'"):
-                ha.sync_fencers(ctx, host["uuid"])
+            grace = settings[1] * settings[2]
+            if settings[0] and ctx.gconf.get("host", "ping.interval") >= grace:
+                log.warning("host/ping.interval is not below the self-fencers' %g s grace: "
+                            "a host that only lost its storage may fence itself between "
+                            "two pings", grace)
+            threading.Thread(target=self._sync_all, daemon=True, name="fencer-sync").start()
             self._settings = settings
         if not settings[0]:
             return
@@ -85,6 +91,14 @@ class Failover:
             if ha_vms(ctx, host["uuid"]) and self._claim(host["uuid"]):
                 threading.Thread(target=self._recover, args=(host,), daemon=True,
                                  name=f"failover-{host['name']}").start()
+
+    def _sync_all(self) -> None:
+        """Every connected host's fencers follow the settings; in the background, so a
+        host that stops answering just now does not hold up the pings."""
+        hosts = self.ctx.db.find("host", "status = 'Connected'")
+        with ThreadPoolExecutor(min(16, max(1, len(hosts)))) as pool:
+            list(pool.map(lambda h: ha.sync_fencers(self.ctx, h["uuid"], SYNC_TIMEOUT),
+                          hosts))
 
     def _claim(self, host_uuid: str) -> bool:
         with self._lock:

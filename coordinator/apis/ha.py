@@ -65,7 +65,7 @@ def ceph_storages(ctx: Context, cluster_uuid: str) -> list[dict]:
                        "ps_cluster WHERE cluster_uuid = ?)", (cluster_uuid,))
 
 
-def sync_fencers(ctx: Context, host_uuid: str) -> None:
+def sync_fencers(ctx: Context, host_uuid: str, timeout: float | None = None) -> None:
     """Set up (``ha/enable`` true) or cancel the host's fencers, one per Ceph storage of
     its cluster. A failure is logged: the host stays usable, only not HA-safe."""
     host = ctx.db.get("host", host_uuid)
@@ -75,10 +75,10 @@ def sync_fencers(ctx: Context, host_uuid: str) -> None:
             if enabled:
                 ctx.agents.call(agent_url(host), "/ha/selffencer/setup", {
                     "psUuid": ps["uuid"], "hostUuid": host_uuid, **ceph_access(ps),
-                    **fencer_settings(ctx)})
+                    **fencer_settings(ctx)}, timeout)
             else:
                 ctx.agents.call(agent_url(host), "/ha/selffencer/cancel",
-                                {"psUuid": ps["uuid"]})
+                                {"psUuid": ps["uuid"]}, timeout)
         except AgentCallError as exc:
             log.warning("host %s: self-fencer for %s not %s: %s", host["name"], ps["name"],
                         "set up" if enabled else "cancelled", exc)

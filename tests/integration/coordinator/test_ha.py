@@ -55,11 +55,15 @@ def netns_of(host) -> str:
     return os.readlink(f"/proc/{host.anchor_pid}/ns/net")
 
 
-def fencer(host) -> dict:
+def fencers(host) -> list[dict]:
     reply = requests.post(f"http://{host.mgmt_address}:7070/ha/selffencer/status", json={},
                           timeout=5).json()
     assert reply["success"], reply
-    [f] = reply["fencers"]
+    return reply["fencers"]
+
+
+def fencer(host) -> dict:
+    [f] = fencers(host)
     return f
 
 
@@ -127,3 +131,8 @@ def test_a_neverstop_vm_moves_only_once_its_host_is_surely_gone(cloud):
         "QueryGCJob", hostUuid=vm["hostUuid"])} == {"Done"}, 20, "its GC jobs done")
     assert vm["uuid"] not in lost.run(["virsh", "-c", "qemu:///system", "list", "--all",
                                        "--name"]).stdout
+
+    # HA switched off (planned whole-cluster work): no host fences itself any more
+    api("UpdateGlobalConfig", category="ha", name="enable", value="false")
+    procs.wait_for(lambda: fencers(lost) == [] and fencers(other) == [], 10,
+                   "every self-fencer cancelled")
