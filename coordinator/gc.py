@@ -7,7 +7,11 @@ the host's (deleting a Ceph volume the still-running VM holds open) is kept in t
 queue, sent through the storage's agent (``via_ps_uuid``). Jobs run in order when their
 host reconnects (event) and on an interval (time); a job whose host was deleted is
 Cancelled, never run. Agent commands are idempotent, so running one twice is harmless.
-QueryGCJob lists them.
+
+Work for a storage whose agents are all unreachable (a Ceph volume or an image copy
+deleted while no cephagent or sftpbsagent answers) is kept the same way, with no host
+(``via_ps_uuid`` / ``via_bs_uuid``): it runs on the interval, in order per storage, and
+is Cancelled if the storage leaves the inventory. QueryGCJob lists them all.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
 from coordinator.apis.hosts import agent_url
-from coordinator.apis.storageagents import ceph_call
+from coordinator.apis.storageagents import StorageUnreachable, ceph_call, sftp_call
 from coordinator.context import Context
 from coordinator.db import new_uuid
 
@@ -44,8 +48,7 @@ class HostCalls:
     def after_host(self, ps: dict, path: str, body: dict, what: str) -> bool:
         """A Ceph storage command that must wait for this host's kept commands (if any)."""
         if not self.kept:
-            ceph_call(self.ctx, ps, path, body)
-            return True
+            return storage_call(self.ctx, ps, "ps", path, body, what)
         self._keep(path, body, what, False, "waits for the host's commands", ps["uuid"])
         return False
 
@@ -77,6 +80,64 @@ class HostCalls:
         self.kept += 1
         log.warning("host %s unreachable: '%s' kept for garbage collection",
                     self.host["name"], what)
+
+
+def storage_call(ctx: Context, storage: dict, kind: str, path: str, body: dict,
+                 what: str) -> bool:
+    """A command for a primary (``kind`` "ps") or backup ("bs") storage's agent: run now
+    (True), or kept as a GC job when none of its agents answers (False). A refusal by an
+    agent that answers is raised."""
+    try:
+        _storage_run(ctx, storage, kind, path, body)
+        return True
+    except StorageUnreachable as exc:
+        ctx.db.insert("gc_job", {"uuid": new_uuid(), "name": what, "host_uuid": "",
+                                 "path": path, "body": body, "last_error": str(exc),
+                                 f"via_{kind}_uuid": storage["uuid"]})
+        log.warning("storage %s unreachable: '%s' kept for garbage collection",
+                    storage["name"], what)
+        return False
+
+
+def _storage_run(ctx: Context, storage: dict, kind: str, path: str, body: dict) -> None:
+    if kind == "bs" and storage["type"] != "Ceph":
+        sftp_call(ctx, storage, path, body)
+    else:
+        ceph_call(ctx, storage, path, body)
+
+
+def run_storages(ctx: Context) -> tuple[int, int]:
+    """Run the storages' pending jobs, oldest first; a storage still unreachable keeps
+    the rest of its jobs for the next round. (done, failed)"""
+    done = failed = 0
+    down: set[str] = set()
+    for job in ctx.db.find("gc_job", "host_uuid = '' AND status = 'Pending' "
+                           "ORDER BY created, rowid"):
+        kind = "ps" if job["via_ps_uuid"] else "bs"
+        table = "primary_storage" if kind == "ps" else "backup_storage"
+        storage_uuid = job[f"via_{kind}_uuid"]
+        if storage_uuid in down:
+            continue
+        rows = ctx.db.find(table, "uuid = ?", (storage_uuid,))
+        if not rows:
+            ctx.db.update("gc_job", job["uuid"], status="Cancelled",
+                          last_error="the storage was deleted")
+            continue
+        try:
+            _storage_run(ctx, rows[0], kind, job["path"], job["body"])
+        except ApiError as exc:
+            failed += 1
+            ctx.db.update("gc_job", job["uuid"], attempts=job["attempts"] + 1,
+                          last_error=str(exc))
+            if isinstance(exc, StorageUnreachable):
+                down.add(storage_uuid)
+            continue
+        done += 1
+        ctx.db.update("gc_job", job["uuid"], status="Done", attempts=job["attempts"] + 1,
+                      last_error="")
+    if done or failed:
+        log.info("garbage collection on storages: %d done, %d failed", done, failed)
+    return done, failed
 
 
 def run_host(ctx: Context, host_uuid: str) -> tuple[int, int]:
@@ -117,9 +178,11 @@ def run_host(ctx: Context, host_uuid: str) -> tuple[int, int]:
 
 
 def run_all(ctx: Context) -> None:
-    """The time-based round: every host with pending jobs (deleted hosts' jobs cancelled)."""
+    """The time-based round: every storage and host with pending jobs (deleted ones' jobs
+    cancelled)."""
+    run_storages(ctx)
     hosts = {r[0] for r in ctx.db.conn().execute(
-        "SELECT DISTINCT host_uuid FROM gc_job WHERE status = 'Pending'")}
+        "SELECT DISTINCT host_uuid FROM gc_job WHERE status = 'Pending' AND host_uuid != ''")}
     for host_uuid in sorted(hosts):
         connected = ctx.db.find("host", "uuid = ? AND status = 'Connected'", (host_uuid,))
         if connected or not ctx.db.find("host", "uuid = ?", (host_uuid,)):

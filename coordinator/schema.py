@@ -172,9 +172,16 @@ _V4 = """
 ALTER TABLE vm ADD COLUMN iso_uuid TEXT
 """
 
+_V5 = """
+ALTER TABLE gc_job ADD COLUMN via_bs_uuid TEXT DEFAULT '';
+CREATE INDEX volume_status ON volume (status, updated);
+CREATE INDEX image_bs_status ON image_bs (status, updated)
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "inventory, global configs and jobs", _V1),
     (2, "VIPs and EIPs", _V2),
     (3, "garbage collection jobs; VMs by state", _V3),
     (4, "the ISO in a VM's cdrom drive", _V4),
+    (5, "GC jobs of backup storages; the expungers' scans by status", _V5),
 ]

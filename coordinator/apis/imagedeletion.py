@@ -19,10 +19,11 @@ import logging
 from pydantic import Field
 
 from agentlib.types import Uuid
+from coordinator import gc
 from coordinator.api import ApiError, ApiMessage, Apis
 from coordinator.apis import expunger
 from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.storageagents import CEPH_BS, SFTP_BS, ceph_call, sftp_call
+from coordinator.apis.storageagents import CEPH_BS, SFTP_BS
 from coordinator.context import Context
 
 log = logging.getLogger(__name__)
@@ -87,15 +88,16 @@ def _settle(ctx: Context, image: dict) -> dict:
 
 
 def _expunge(ctx: Context, image: dict, refs: list[dict]) -> dict:
-    """Delete the bits of ``refs`` through their backup storage's agent, each copy's row
-    right after its bits (a refusal halfway leaves the rest as they were)."""
+    """Delete the bits of ``refs`` through their backup storage's agent (a GC job while it
+    is unreachable), each copy's row right after (a refusal halfway leaves the rest as
+    they were)."""
     for ref in refs:
         bs = ctx.db.get("backup_storage", ref["bs_uuid"])
         path = ref["install_path"]
-        if path and bs["type"] == "Ceph":
-            ceph_call(ctx, bs, f"{CEPH_BS}/image/delete", {"installPath": path})
-        elif path:
-            sftp_call(ctx, bs, f"{SFTP_BS}/delete", {"installPath": path})
+        if path:
+            gc.storage_call(ctx, bs, "bs", f"{CEPH_BS}/image/delete" if bs["type"] == "Ceph"
+                            else f"{SFTP_BS}/delete", {"installPath": path},
+                            f"delete image {image['uuid']} from {bs['name']}")
         with ctx.db.tx():
             ctx.db.conn().execute("DELETE FROM image_bs WHERE image_uuid = ? AND bs_uuid = ?",
                                   (image["uuid"], ref["bs_uuid"]))

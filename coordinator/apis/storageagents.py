@@ -13,6 +13,10 @@ CEPH_BS = "/ceph/backupstorage"
 SFTP_BS = "/sftpbackupstorage"
 
 
+class StorageUnreachable(ApiError):
+    """No agent of the storage answers (as opposed to one that refuses the command)."""
+
+
 def ceph_agent_urls(storage: dict) -> list[str]:
     """The cephagent of each mon, in the order given."""
     port = storage["config"]["agentPort"]
@@ -30,7 +34,7 @@ def ceph_call(ctx: Context, storage: dict, path: str, body: dict,
             if not exc.unreachable:
                 raise ApiError(f"{storage['name']}: {exc}") from None
             errors.append(str(exc))
-    raise ApiError(f"{storage['name']}: no cephagent answers: {'; '.join(errors)}")
+    raise StorageUnreachable(f"{storage['name']}: no cephagent answers: {'; '.join(errors)}")
 
 
 def sftp_call(ctx: Context, bs: dict, path: str, body: dict,
@@ -40,7 +44,8 @@ def sftp_call(ctx: Context, bs: dict, path: str, body: dict,
     try:
         return _call(ctx, url, path, body, deadline)
     except AgentCallError as exc:
-        raise ApiError(f"{bs['name']}: {exc}") from None
+        raise (StorageUnreachable if exc.unreachable else ApiError)(
+            f"{bs['name']}: {exc}") from None
 
 
 def _call(ctx: Context, url: str, path: str, body: dict, deadline: Deadline | None) -> dict:

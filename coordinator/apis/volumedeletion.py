@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 
 from agentlib.types import Uuid
+from coordinator import gc
 from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import expunger, rootvolumes
+from coordinator.apis import expunger
 from coordinator.apis.common import inventory_reply, require
 from coordinator.apis.storageagents import CEPH_PS
 from coordinator.context import Context
-from coordinator.gc import HostCalls
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +26,21 @@ class VolumeUuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def delete_bits(ctx: Context, volume: dict, calls: HostCalls | None) -> None:
+def delete_bits(ctx: Context, volume: dict, calls: gc.HostCalls | None) -> None:
     """A volume's bits: on local storage by its host through ``calls`` (a GC job while
     the host is unreachable); on Ceph through the storage's cephagent, after the host's
-    kept commands if there are any (a VM may still hold the image open)."""
+    kept commands if there are any (a VM may still hold the image open), or as a GC job
+    while no cephagent answers."""
     ps = ctx.db.get("primary_storage", volume["ps_uuid"])
     what = f"delete volume {volume['uuid']}"
-    if calls is None:
-        rootvolumes.delete_volume(ctx, ps, volume["install_path"], None)
-    elif ps["type"] == "LocalStorage":
-        calls.send("/localstorage/delete", {"path": volume["install_path"]}, what)
+    body = {"installPath": volume["install_path"]}
+    if ps["type"] == "LocalStorage":
+        if calls is not None:
+            calls.send("/localstorage/delete", {"path": volume["install_path"]}, what)
+    elif calls is None:
+        gc.storage_call(ctx, ps, "ps", f"{CEPH_PS}/delete", body, what)
     else:
-        calls.after_host(ps, f"{CEPH_PS}/delete", {"installPath": volume["install_path"]},
-                         what)
+        calls.after_host(ps, f"{CEPH_PS}/delete", body, what)
 
 
 def expunge(ctx: Context, volume: dict) -> None:
@@ -48,7 +50,7 @@ def expunge(ctx: Context, volume: dict) -> None:
     if volume["install_path"] and ctx.db.find("primary_storage", "uuid = ?",
                                               (volume["ps_uuid"],)):
         hosts = ctx.db.find("host", "uuid = ?", (volume["host_uuid"],))
-        calls = HostCalls(ctx, hosts[0]) if hosts else None
+        calls = gc.HostCalls(ctx, hosts[0]) if hosts else None
         delete_bits(ctx, volume, calls)
         kept = "; its deletion is kept for GC (host unreachable)" if calls and calls.kept \
             else ""

@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 import pytest
 import rbd
 
+from coordinator import gc
 from coordinator.apis import imagedeletion, volumedeletion
 from coordinator.app import build
 from coordinator.config import CoordinatorConfig
+from devcluster import procs
 from devcluster.ceph import CephCluster
 from tests.fixtures.agents import ServedAgent
 from tests.fixtures.coordinator import Api
@@ -247,3 +249,35 @@ def test_a_recovered_volume_is_attached_and_a_recovered_image_makes_a_vm(cloud):
                                            vm["uuid"]]).stdout
     pool_image = vol["installPath"].removeprefix("ceph://")
     assert any(line.split()[:2] == ["vdb", pool_image] for line in disks.splitlines())
+
+
+# -- storages whose agents do not answer -------------------------------------------------
+def test_bits_on_an_unreachable_storage_become_gc_jobs_run_when_it_answers(storages):
+    api, db = storages.api, storages.api.ctx.db
+    storages.set("volume", "deletionPolicy", "Direct")
+    storages.set("image", "deletionPolicy", "Direct")
+    vol = storages.volume("orphan")
+    image = storages.image("orphan", storages.sftp_bs)
+    file_path = Path(storages.copies(image["uuid"])[storages.sftp_bs["uuid"]][1])
+    ps, bs = db.get("primary_storage", storages.ps["uuid"]), storages.sftp_bs["uuid"]
+    db.update("primary_storage", ps["uuid"], config={**ps["config"],
+                                                     "agentPort": procs.free_port()})
+    db.update("backup_storage", bs, agent_port=procs.free_port())
+
+    api("DeleteDataVolume", uuid=vol["uuid"])  # the database changes at once
+    api("DeleteImage", uuid=image["uuid"])
+    assert api.query("QueryVolume", uuid=vol["uuid"]) == []
+    assert api.query("QueryImage", uuid=image["uuid"]) == []
+    jobs = api.query("QueryGCJob", status="Pending")
+    assert sorted(j["path"] for j in jobs) == ["/ceph/primarystorage/delete",
+                                               "/sftpbackupstorage/delete"]
+    assert storages.rbd_exists(vol["installPath"]) and file_path.is_file()
+    gc.run_all(api.ctx)  # still unreachable: kept, attempts counted
+    assert {j["status"] for j in api.query("QueryGCJob")} == {"Pending"}
+    assert all(j["attempts"] == 1 for j in api.query("QueryGCJob"))
+
+    db.update("primary_storage", ps["uuid"], config=ps["config"])  # they answer again
+    db.update("backup_storage", bs, agent_port=storages.sftp_bs["agentPort"])
+    gc.run_all(api.ctx)
+    assert {j["status"] for j in api.query("QueryGCJob")} == {"Done"}
+    assert not storages.rbd_exists(vol["installPath"]) and not file_path.exists()
