@@ -97,6 +97,7 @@ RESOURCES = [
     Resource("vm", "QueryVmInstance", nested=_vm_nested),
     NIC,
     VOLUME,
+    Resource("volume_snapshot", "QueryVolumeSnapshot"),
     Resource("vip", "QueryVip"),
     Resource("eip", "QueryEip"),
     Resource("system_tag", "QuerySystemTag"),

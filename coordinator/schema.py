@@ -178,10 +178,20 @@ CREATE INDEX volume_status ON volume (status, updated);
 CREATE INDEX image_bs_status ON image_bs (status, updated)
 """
 
+_V6 = """
+CREATE TABLE volume_snapshot (
+    uuid TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT DEFAULT '',
+    volume_uuid TEXT NOT NULL REFERENCES volume(uuid) ON DELETE CASCADE,
+    ps_uuid TEXT NOT NULL, install_path TEXT NOT NULL, size INTEGER DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'Creating', created REAL, updated REAL);
+CREATE INDEX volume_snapshot_volume ON volume_snapshot (volume_uuid)
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "inventory, global configs and jobs", _V1),
     (2, "VIPs and EIPs", _V2),
     (3, "garbage collection jobs; VMs by state", _V3),
     (4, "the ISO in a VM's cdrom drive", _V4),
     (5, "GC jobs of backup storages; the expungers' scans by status", _V5),
+    (6, "volume snapshots", _V6),
 ]

@@ -11,7 +11,8 @@ KINDS = {"zone": "zone", "cluster": "cluster", "host": "host",
          "primary_storage": "primary storage", "backup_storage": "backup storage",
          "l2_network": "L2 network", "l3_network": "L3 network", "ip_range": "IP range",
          "image": "image", "instance_offering": "instance offering",
-         "disk_offering": "disk offering", "vm": "VM", "volume": "volume"}
+         "disk_offering": "disk offering", "vm": "VM", "volume": "volume",
+         "volume_snapshot": "volume snapshot"}
 
 
 def require(ctx: Context, table: str, uuid: str, field: str) -> dict:

@@ -14,7 +14,7 @@ import logging
 from agentlib.types import Uuid
 from coordinator import gc
 from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import expunger
+from coordinator.apis import expunger, snapshots
 from coordinator.apis.common import inventory_reply, require
 from coordinator.apis.storageagents import CEPH_PS
 from coordinator.context import Context
@@ -30,7 +30,8 @@ def delete_bits(ctx: Context, volume: dict, calls: gc.HostCalls | None) -> None:
     """A volume's bits: on local storage by its host through ``calls`` (a GC job while
     the host is unreachable); on Ceph through the storage's cephagent, after the host's
     kept commands if there are any (a VM may still hold the image open), or as a GC job
-    while no cephagent answers."""
+    while no cephagent answers. Its snapshots go first."""
+    snapshots.delete_of_volume(ctx, volume)  # RBD refuses to delete an image with some
     ps = ctx.db.get("primary_storage", volume["ps_uuid"])
     what = f"delete volume {volume['uuid']}"
     body = {"installPath": volume["install_path"]}
