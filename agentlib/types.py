@@ -108,3 +108,9 @@ SshPublicKey = Annotated[str, StringConstraints(
     pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}"
             r"( [^\n\r\x00]*)?$")]
 """One OpenSSH public key line (``type base64 [comment]``), nothing else."""
+
+
+def uuid_key(uuid: str) -> str:
+    """A uuid as 32 lowercase hex digits, however it was spelt (dashed or not): one name,
+    lock or file per resource."""
+    return uuid.replace("-", "").lower()

@@ -47,6 +47,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from agentlib import shell
 from agentlib.errors import AgentError
+from agentlib.types import uuid_key
 from kvmagent.drivers import ebtables, netns
 from kvmagent.models.eip import EipTO
 
@@ -95,7 +96,7 @@ class Names:
 
 
 def names(eip_uuid: str) -> Names:
-    uid = eip_uuid.replace("-", "").lower()
+    uid = uuid_key(eip_uuid)
     h = hashlib.sha1(uid.encode()).hexdigest()[:10]
     return Names(f"eip-{uid}", f"zep{h}", f"zev{h}", _mac(uid, PUBLIC), _mac(uid, PRIVATE),
                  Chain("filter", "FORWARD", f"ZE-{h}"), Chain("filter", "INPUT", f"ZEI-{h}"),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import rados
 
 from agentlib.errors import AgentError
+from agentlib.types import uuid_key
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class RadosTarget:
 
 def heartbeat_object(host_uuid: str) -> str:
     """The object name of a host's heartbeat: one name whichever way the uuid is spelt."""
-    return OBJECT_PREFIX + host_uuid.replace("-", "").lower()
+    return OBJECT_PREFIX + uuid_key(host_uuid)
 
 
 def whole_seconds(seconds: float) -> int:

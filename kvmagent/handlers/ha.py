@@ -10,6 +10,7 @@ from __future__ import annotations
 from agentlib.agent import Agent
 from agentlib.models import AgentReply, EmptyCommand
 from agentlib.tasks import Task
+from agentlib.types import uuid_key
 from kvmagent.drivers.heartbeat import RadosTarget
 from kvmagent.drivers.hostscan import scan_host
 from kvmagent.drivers.selffencer import FencerConfig, SelfFencers
@@ -30,7 +31,7 @@ def register(agent: Agent, fencers: SelfFencers) -> None:
     def setup(cmd: SelfFencerSetupCmd) -> SelfFencerSetupReply:
         """Heartbeat into ``pool`` every ``interval`` and fence this host's VMs on it after
         ``interval*maxAttempts`` without storage and coordinator (idempotent)."""
-        ps_uuid = _key(cmd.ps_uuid)
+        ps_uuid = uuid_key(cmd.ps_uuid)
         with agent.locks.hold(f"selffencer:{ps_uuid}"):
             fencer = fencers.setup(FencerConfig(ps_uuid, cmd.host_uuid, _target(cmd),
                                                 cmd.interval, cmd.max_attempts))
@@ -39,7 +40,7 @@ def register(agent: Agent, fencers: SelfFencers) -> None:
     @agent.sync("/ha/selffencer/cancel")
     def cancel(cmd: SelfFencerCancelCmd) -> AgentReply:
         """Stop and forget the fencer of ``psUuid``; an unknown one counts as cancelled."""
-        ps_uuid = _key(cmd.ps_uuid)
+        ps_uuid = uuid_key(cmd.ps_uuid)
         with agent.locks.hold(f"selffencer:{ps_uuid}"):
             fencers.cancel(ps_uuid)
         return AgentReply()
@@ -63,8 +64,3 @@ def register(agent: Agent, fencers: SelfFencers) -> None:
 
 def _target(cmd: CephAccess) -> RadosTarget:
     return RadosTarget(cmd.pool, tuple(cmd.mon_hosts), cmd.user_name, cmd.user_key)
-
-
-def _key(uuid: str) -> str:
-    """One fencer per storage, however the uuid is spelt (32 hex or dashed)."""
-    return uuid.replace("-", "").lower()

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from agentlib.models import AgentCommand, AgentReply
-from agentlib.types import IPv4, LinkName, MacAddress, Netmask, Uuid
+from agentlib.types import IPv4, LinkName, MacAddress, Netmask, Uuid, uuid_key
 
 
 def _host_address(ip: str, netmask: str, what: str) -> ipaddress.IPv4Network:
@@ -35,7 +35,7 @@ class EipRef(AgentCommand):
     @field_validator("eip_uuid")
     @classmethod
     def _canonical(cls, v: str) -> str:
-        return v.replace("-", "").lower()
+        return uuid_key(v)
 
 
 class EipTO(EipRef):
