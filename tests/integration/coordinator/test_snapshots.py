@@ -1,7 +1,8 @@
 """Volume snapshots on Ceph against the session cluster's cephagent: what is checked is
 what Ceph holds (the RBD snapshots of the volume's image, the bytes of the image after a
 revert), also when the cephagent does not answer (the deletion is a GC job, run once it
-answers again) and when a volume with snapshots is deleted."""
+answers again) and when a volume with snapshots is deleted. One test snapshots a running
+VM's root volume in the two-host cloud."""
 
 from __future__ import annotations
 
@@ -10,34 +11,35 @@ import rbd
 
 from coordinator import gc
 from devcluster import procs
+from devcluster.ceph import CephCluster
 
 pytestmark = pytest.mark.integration
 BEFORE, AFTER = b"written before the snapshot", b"WRITTEN AFTER THE SNAPSHOT!"
 
 
-def _image(storages, install_path: str):
+def _image(cluster: CephCluster, install_path: str):
     """(rados client, ioctx, image name) of ``ceph://pool/image``; the caller shuts it."""
     pool, name = install_path.removeprefix("ceph://").split("/")
-    client = storages.cluster.rados()
+    client = cluster.rados()
     return client, client.open_ioctx(pool), name
 
 
-def rbd_snapshots(storages, install_path: str) -> set[str]:
-    """The snapshots of the RBD image (asked of Ceph); empty if the image is gone."""
-    client, ioctx, name = _image(storages, install_path)
+def rbd_snapshots(cluster: CephCluster, install_path: str) -> set[str] | None:
+    """The snapshots of the RBD image (asked of Ceph); None if there is no such image."""
+    client, ioctx, name = _image(cluster, install_path)
     try:
         with rbd.Image(ioctx, name, read_only=True) as img:
             return {s["name"] for s in img.list_snaps()}
     except rbd.ImageNotFound:
-        return set()
+        return None
     finally:
         ioctx.close()
         client.shutdown()
 
 
-def rbd_io(storages, install_path: str, data: bytes | None = None) -> bytes:
+def rbd_io(cluster: CephCluster, install_path: str, data: bytes | None = None) -> bytes:
     """Write ``data`` at offset 0 of the image (if given); the bytes there after."""
-    client, ioctx, name = _image(storages, install_path)
+    client, ioctx, name = _image(cluster, install_path)
     try:
         with rbd.Image(ioctx, name) as img:
             if data is not None:
@@ -61,28 +63,28 @@ def _unreachable(storages) -> dict:
 def test_create_revert_and_delete_a_snapshot_as_ceph_sees_it(storages):
     api = storages.api
     vol = storages.volume("data-1")
-    rbd_io(storages, vol["installPath"], BEFORE)
+    rbd_io(storages.cluster, vol["installPath"], BEFORE)
 
     snap = api("CreateVolumeSnapshot", volumeUuid=vol["uuid"], name="s1",
                description="before")["inventory"]
     assert snap["status"] == "Ready" and snap["volumeUuid"] == vol["uuid"]
     assert snap["installPath"] == f"{vol['installPath']}@{snap['uuid']}"
     assert snap["primaryStorageUuid"] == storages.ps["uuid"] and snap["size"] == 16 << 20
-    assert rbd_snapshots(storages, vol["installPath"]) == {snap["uuid"]}
+    assert rbd_snapshots(storages.cluster, vol["installPath"]) == {snap["uuid"]}
     again = api("CreateVolumeSnapshot", volumeUuid=vol["uuid"], name="s1",
                 resourceUuid=snap["uuid"])["inventory"]  # a repeated call
     assert again["uuid"] == snap["uuid"]
     assert [s["uuid"] for s in api.query("QueryVolumeSnapshot", volumeUuid=vol["uuid"])] \
         == [snap["uuid"]]
 
-    assert rbd_io(storages, vol["installPath"], AFTER) == AFTER
+    assert rbd_io(storages.cluster, vol["installPath"], AFTER) == AFTER
     api("RevertVolumeFromSnapshot", uuid=snap["uuid"])
-    assert rbd_io(storages, vol["installPath"]) == BEFORE
+    assert rbd_io(storages.cluster, vol["installPath"]) == BEFORE
     api("RevertVolumeFromSnapshot", uuid=snap["uuid"])  # idempotent
-    assert rbd_io(storages, vol["installPath"]) == BEFORE
+    assert rbd_io(storages.cluster, vol["installPath"]) == BEFORE
 
     api("DeleteVolumeSnapshot", uuid=snap["uuid"])
-    assert rbd_snapshots(storages, vol["installPath"]) == set()
+    assert rbd_snapshots(storages.cluster, vol["installPath"]) == set()
     assert api.query("QueryVolumeSnapshot", uuid=snap["uuid"]) == []
     assert api.post("DeleteVolumeSnapshot", uuid=snap["uuid"])["error"] == \
         f"uuid: no volume snapshot with uuid {snap['uuid']}"
@@ -100,15 +102,14 @@ def test_a_snapshot_deleted_while_the_cephagent_is_unreachable_is_a_gc_job(stora
     assert job["path"] == "/ceph/primarystorage/snapshot/delete"
     assert job["viaPsUuid"] == storages.ps["uuid"]
     assert "no cephagent answers" in job["lastError"]
-    assert rbd_snapshots(storages, vol["installPath"]) == {snap["uuid"]}
+    assert rbd_snapshots(storages.cluster, vol["installPath"]) == {snap["uuid"]}
     gc.run_all(api.ctx)  # still unreachable: kept
     assert api.query("QueryGCJob", uuid=job["uuid"])[0]["status"] == "Pending"
 
     db.update("primary_storage", storages.ps["uuid"], config=config)  # it answers again
     gc.run_all(api.ctx)
     assert api.query("QueryGCJob", uuid=job["uuid"])[0]["status"] == "Done"
-    assert rbd_snapshots(storages, vol["installPath"]) == set()
-    assert storages.rbd_exists(vol["installPath"])  # only the snapshot went
+    assert rbd_snapshots(storages.cluster, vol["installPath"]) == set()  # the image stays
 
 
 def test_a_volume_with_snapshots_deleted_under_direct_loses_them_first(storages):
@@ -117,7 +118,7 @@ def test_a_volume_with_snapshots_deleted_under_direct_loses_them_first(storages)
     vol = storages.volume("data-3")
     snaps = {api("CreateVolumeSnapshot", volumeUuid=vol["uuid"], name=n)["inventory"]["uuid"]
              for n in ("a", "b")}
-    assert rbd_snapshots(storages, vol["installPath"]) == snaps
+    assert rbd_snapshots(storages.cluster, vol["installPath"]) == snaps
 
     api("DeleteDataVolume", uuid=vol["uuid"])
     assert not storages.rbd_exists(vol["installPath"])
@@ -167,20 +168,43 @@ def test_errors_name_the_field_and_change_nothing(storages):
     snap = api("CreateVolumeSnapshot", volumeUuid=vol["uuid"], name="s")["inventory"]
     db.insert("vm", {"uuid": "2" * 32, "name": "web", "state": "Running"})
     db.update("volume", vol["uuid"], vm_uuid="2" * 32, device_id=1)
-    rbd_io(storages, vol["installPath"], AFTER)
+    rbd_io(storages.cluster, vol["installPath"], AFTER)
     assert api.post("RevertVolumeFromSnapshot", uuid=snap["uuid"])["error"] == (
         f"uuid: volume data-5 is attached to VM web ({'2' * 32}), which is Running; stop "
         "the VM (or detach the volume) first")
-    assert rbd_io(storages, vol["installPath"]) == AFTER  # not reverted
+    assert rbd_io(storages.cluster, vol["installPath"]) == AFTER  # not reverted
     db.update("vm", "2" * 32, state="Stopped")
     api("RevertVolumeFromSnapshot", uuid=snap["uuid"])
-    assert rbd_io(storages, vol["installPath"]) == bytes(len(BEFORE))  # as it was: zeros
+    assert rbd_io(storages.cluster, vol["installPath"]) == bytes(len(BEFORE))  # as it was: zeros
 
     db.update("volume", vol["uuid"], vm_uuid=None, device_id=None)
     api("DeleteDataVolume", uuid=vol["uuid"])  # Delay: Deleted, snapshots kept
     assert api.post("CreateVolumeSnapshot", volumeUuid=vol["uuid"], name="t")["error"] == \
         "volumeUuid: volume data-5 is Deleted, not Ready"
-    assert rbd_snapshots(storages, vol["installPath"]) == {snap["uuid"]}
+    assert rbd_snapshots(storages.cluster, vol["installPath"]) == {snap["uuid"]}
     api("ExpungeDataVolume", uuid=vol["uuid"])
     assert not storages.rbd_exists(vol["installPath"])
+    assert api.query("QueryVolumeSnapshot") == []
+
+
+def test_a_running_vm_s_root_volume_snapshot_revert_when_stopped_and_destroy(cloud):
+    api = cloud.api
+    vm = cloud.create_vm("snap-vm")
+    [root] = api.query("QueryVolume", uuid=vm["rootVolumeUuid"])
+    path, cluster = root["installPath"], cloud.cephagent.cluster
+    snap = api("CreateVolumeSnapshot", volumeUuid=root["uuid"], name="live")["inventory"]
+    assert rbd_snapshots(cluster, path) == {snap["uuid"]}  # taken while qemu has it open
+    assert api.post("RevertVolumeFromSnapshot", uuid=snap["uuid"])["error"] == (
+        f"uuid: volume {root['name']} is attached to VM snap-vm ({vm['uuid']}), which is "
+        "Running; stop the VM (or detach the volume) first")
+
+    api("StopVmInstance", uuid=vm["uuid"], type="cold")
+    boot_sector = rbd_io(cluster, path)
+    rbd_io(cluster, path, AFTER)
+    api("RevertVolumeFromSnapshot", uuid=snap["uuid"])
+    assert rbd_io(cluster, path) == boot_sector
+
+    api("UpdateGlobalConfig", category="vm", name="deletionPolicy", value="Direct")
+    api("DestroyVmInstance", uuid=vm["uuid"])
+    assert rbd_snapshots(cluster, path) is None  # the image went, its snapshot first
     assert api.query("QueryVolumeSnapshot") == []
