@@ -17,7 +17,7 @@ from agentlib.types import DisplayName, Uuid
 from coordinator import gc
 from coordinator.api import ApiError, ApiMessage, Apis
 from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.storageagents import CEPH_PS, ceph_call
+from coordinator.apis.storageagents import CEPH_PS, StorageUnreachable, ceph_call
 from coordinator.context import Context
 from coordinator.db import new_uuid
 
@@ -54,7 +54,12 @@ def _delete_bits(ctx: Context, snapshot: dict) -> bool:
         return True
     return gc.storage_call(ctx, rows[0], "ps", f"{CEPH_PS}/snapshot/delete",
                            {"snapshotPath": snapshot["install_path"]},
-                           f"delete volume snapshot {snapshot['uuid']}")
+                           _gc_name(snapshot["uuid"]))
+
+
+def _gc_name(uuid: str) -> str:
+    """The GC job that removes the snapshot's bits (cancelled if it is made again)."""
+    return f"delete volume snapshot {uuid}"
 
 
 def delete_of_volume(ctx: Context, volume: dict) -> int:
@@ -87,10 +92,15 @@ def register(apis: Apis) -> None:
                 "uuid": uuid, "name": msg.name, "description": msg.description,
                 "volume_uuid": volume["uuid"], "ps_uuid": ps["uuid"], "install_path": path,
                 "size": volume["size"], "status": "Creating"})
+            ctx.db.update_where("gc_job", "status = 'Pending' AND name = ?", (_gc_name(uuid),),
+                                status="Cancelled", last_error="the snapshot was made again")
             try:
                 reply = ceph_call(ctx, ps, f"{CEPH_PS}/snapshot/create", {"snapshotPath": path})
-            except ApiError:
+            except ApiError as exc:
+                snapshot = ctx.db.get("volume_snapshot", uuid)
                 ctx.db.delete("volume_snapshot", uuid)
+                if isinstance(exc, StorageUnreachable):  # it may have been made (a timeout)
+                    _delete_bits(ctx, snapshot)  # or it would keep the volume from deletion
                 raise
             ctx.db.update("volume_snapshot", uuid, status="Ready",
                           size=reply.get("size") or volume["size"])

@@ -106,10 +106,21 @@ def test_a_snapshot_deleted_while_the_cephagent_is_unreachable_is_a_gc_job(stora
     gc.run_all(api.ctx)  # still unreachable: kept
     assert api.query("QueryGCJob", uuid=job["uuid"])[0]["status"] == "Pending"
 
+    # a create that got no answer may have made the snapshot: its removal is kept too,
+    # and cancelled when the same snapshot is made again
+    again = "3" * 32
+    failed = api.post("CreateVolumeSnapshot", volumeUuid=vol["uuid"], name="t",
+                      resourceUuid=again)
+    assert failed["error"].startswith("ceph-ps: no cephagent answers")
+    assert api.query("QueryVolumeSnapshot", uuid=again) == []
+    [undo] = api.query("QueryGCJob", name=f"delete volume snapshot {again}")
+
     db.update("primary_storage", storages.ps["uuid"], config=config)  # it answers again
+    api("CreateVolumeSnapshot", volumeUuid=vol["uuid"], name="t", resourceUuid=again)
+    assert api.query("QueryGCJob", uuid=undo["uuid"])[0]["status"] == "Cancelled"
     gc.run_all(api.ctx)
     assert api.query("QueryGCJob", uuid=job["uuid"])[0]["status"] == "Done"
-    assert rbd_snapshots(storages.cluster, vol["installPath"]) == set()  # the image stays
+    assert rbd_snapshots(storages.cluster, vol["installPath"]) == {again}  # s went, t stays
 
 
 def test_a_volume_with_snapshots_deleted_under_direct_loses_them_first(storages):
