@@ -32,6 +32,7 @@ from coordinator.apis import (
     localmigrate,
     maintenance,
     networks,
+    snapshots,
     storage,
     vmdeletion,
     vms,
@@ -47,9 +48,8 @@ from coordinator.reports import Reports
 
 PORT = 8080
 CALLBACK_THREADS = 4  # HTTP threads kept free of callers waiting for jobs
-MODULES = (basics, hosts, maintenance, storage, networks, images, vms, vmdeletion, volumes,
-           volumedeletion, imagedeletion,
-           eips, localmigrate, isos, ha)
+MODULES = (basics, hosts, maintenance, storage, networks, images, imagedeletion, vms,
+           vmdeletion, volumes, volumedeletion, snapshots, eips, localmigrate, isos, ha)
 log = logging.getLogger(__name__)
 
 

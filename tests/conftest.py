@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.eip",
     "tests.fixtures.sftpbs",
     "tests.fixtures.coordinator",
+    "tests.fixtures.storages",
 ]

@@ -9,100 +9,15 @@ uses the two-host cloud to attach a recovered volume and boot a VM of a recovere
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-import rbd
 
 from coordinator import gc
 from coordinator.apis import imagedeletion, volumedeletion
-from coordinator.app import build
-from coordinator.config import CoordinatorConfig
 from devcluster import procs
-from devcluster.ceph import CephCluster
-from tests.fixtures.agents import ServedAgent
-from tests.fixtures.coordinator import Api
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Storages:
-    api: Api
-    cluster: CephCluster
-    sftp_root: Path
-    ps: dict
-    ceph_bs: dict
-    sftp_bs: dict
-    image_url: str
-
-    def rbd_exists(self, install_path: str) -> bool:
-        """Is there an RBD image at ``ceph://pool/image`` (asked of Ceph, not the agent)?"""
-        pool, name = install_path.removeprefix("ceph://").split("/")
-        client = self.cluster.rados()
-        try:
-            with client.open_ioctx(pool) as ioctx:
-                return name in rbd.RBD().list(ioctx)
-        finally:
-            client.shutdown()
-
-    def volume(self, name: str) -> dict:
-        offering = self.api("CreateDiskOffering", name="d", diskSize=16 << 20)["inventory"]
-        return self.api("CreateDataVolume", name=name, diskOfferingUuid=offering["uuid"],
-                        primaryStorageUuid=self.ps["uuid"])["inventory"]
-
-    def image(self, name: str, *bs: dict) -> dict:
-        return self.api("AddImage", name=name, url=self.image_url,
-                        backupStorageUuids=[b["uuid"] for b in bs])["inventory"]
-
-    def copies(self, image_uuid: str) -> dict[str, tuple[str, str]]:
-        """backup storage uuid -> (status, installPath) of the image's copies."""
-        [image] = self.api.query("QueryImage", uuid=image_uuid)
-        return {r["backupStorageUuid"]: (r["status"], r["installPath"])
-                for r in image["backupStorageRefs"]}
-
-    def set(self, category: str, name: str, value: str) -> None:
-        self.api("UpdateGlobalConfig", category=category, name=name, value=value)
-
-
-@pytest.fixture
-def storages(cephagent, sftpbs, image_server, tmp_path) -> Iterator[Storages]:
-    c = build(CoordinatorConfig(data_dir=tmp_path / "coordinator", background=False))
-    served = ServedAgent(c, host="127.0.0.1")
-    c.set_base_url(served.url)
-    api = Api(c)
-    ceph = urlsplit(cephagent.url)
-    mon = f"root:password@{ceph.hostname}"
-    try:
-        zone = api("CreateZone", name="z")["inventory"]["uuid"]
-        ps = api("AddCephPrimaryStorage", name="ceph-ps", zoneUuid=zone, monUrls=[mon],
-                 agentPort=ceph.port)["inventory"]
-        ceph_bs = api("AddCephBackupStorage", name="ceph-bs", monUrls=[mon],
-                      agentPort=ceph.port)["inventory"]
-        sftp_bs = api("AddSftpBackupStorage", name="sftp-bs", hostname="127.0.0.1",
-                      url=str(sftpbs.root), agentPort=urlsplit(sftpbs.url).port)["inventory"]
-        yield Storages(api, cephagent.cluster, sftpbs.root, ps, ceph_bs, sftp_bs,
-                       f"{image_server.url}/image.qcow2")
-    finally:
-        served.close()
-        _delete_pools(cephagent.cluster, c)
-
-
-def _delete_pools(cluster: CephCluster, c) -> None:
-    """The pools AddCeph*Storage made in the session cluster."""
-    pools = {p["config"][k] for p in c.ctx.db.find("primary_storage")
-             for k in ("rootVolumePoolName", "dataVolumePoolName", "imageCachePoolName")}
-    pools |= {b["config"]["poolName"] for b in c.ctx.db.find("backup_storage", "type = 'Ceph'")}
-    client = cluster.rados()
-    try:
-        for pool in pools:
-            if client.pool_exists(pool):
-                client.delete_pool(pool)
-    finally:
-        client.shutdown()
 
 
 # -- data volumes ------------------------------------------------------------------------

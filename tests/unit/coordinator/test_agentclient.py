@@ -34,8 +34,8 @@ class DroppingServer:
     def _conn(self, conn):
         with conn:
             self._read_request(conn)
+            self.answered += 1  # before the answer: the client may look right after it
             conn.sendall(OK)
-            self.answered += 1
             self._read_request(conn)  # the reuse: dropped unanswered
 
     @staticmethod
