@@ -13,6 +13,7 @@ import pytest
 import rbd
 
 from agentlib import shell
+from tests.fixtures.ceph import rbd_images
 from tests.fixtures.sftpbs import ImageServer, make_qcow2
 
 pytestmark = pytest.mark.integration
@@ -55,15 +56,6 @@ def bs_pool(cephagent) -> Iterator[str]:
             handle.delete_pool(reply["poolName"])
         finally:
             handle.shutdown()
-
-
-def images(cluster, pool: str) -> list[str]:
-    handle = cluster.rados()
-    try:
-        with handle.open_ioctx(pool) as ioctx:
-            return sorted(rbd.RBD().list(ioctx))
-    finally:
-        handle.shutdown()
 
 
 def md5_of_image(cluster, pool: str, name: str) -> str:
@@ -117,7 +109,7 @@ def test_raw_download_streams_into_rbd_thin_and_repeatable(cephagent, bs_pool, s
 
     for _ in range(2):
         cephagent.call(f"{BS}/image/delete", {"installPath": path})
-    assert images(cephagent.cluster, bs_pool) == ["c"]
+    assert rbd_images(cephagent.cluster, bs_pool) == ["c"]
 
 
 def test_qcow2_is_converted_to_raw(cephagent, bs_pool, served, tmp_path):
@@ -138,7 +130,7 @@ def test_qcow2_with_a_backing_file_is_refused(cephagent, bs_pool, served):
                d / "evil.qcow2", "1M"])
     reply = download(cephagent, f"{served.url}/evil.qcow2", f"ceph://{bs_pool}/evil")
     assert not reply["success"] and "backing file" in reply["error"]
-    assert images(cephagent.cluster, bs_pool) == []
+    assert rbd_images(cephagent.cluster, bs_pool) == []
 
 
 def test_failed_downloads_leave_nothing(cephagent, bs_pool, served, tmp_path):
@@ -154,7 +146,7 @@ def test_failed_downloads_leave_nothing(cephagent, bs_pool, served, tmp_path):
     outside.write_bytes(b"x" * 100)
     reply = download(cephagent, f"file://{outside}", path)
     assert not reply["success"] and "only allowed under" in reply["error"]
-    assert images(cephagent.cluster, bs_pool) == []  # no image, no .zfleet-tmp either
+    assert rbd_images(cephagent.cluster, bs_pool) == []  # no image, no .zfleet-tmp either
 
     inside = cephagent.files / "ok.raw"
     inside.write_bytes(b"y" * MiB)
@@ -194,7 +186,7 @@ def test_progress_reports_and_cancel(cephagent, bs_pool, served):
     assert cephagent.call("/job/cancel", {"taskUuid": task})["success"]
     reply = cephagent.result(task)
     assert not reply["success"] and "cancelled" in reply["error"]
-    assert images(cephagent.cluster, bs_pool) == ["p"]
+    assert rbd_images(cephagent.cluster, bs_pool) == ["p"]
 
     error = cephagent.fail(f"{BS}/image/progress", {"imageUuid": uuid.uuid4().hex})
     assert error.startswith("imageUuid: no download")
@@ -231,10 +223,10 @@ def test_init_sweeps_what_a_crash_left_but_not_running_downloads(cephagent, bs_p
         "url": f"{served.url}/disk.raw?rate={6 * MiB}", "installPath": f"ceph://{bs_pool}/new",
         "imageUuid": uuid.uuid4().hex})
     deadline = time.monotonic() + 10
-    while "new.zfleet-tmp" not in images(cephagent.cluster, bs_pool):
+    while "new.zfleet-tmp" not in rbd_images(cephagent.cluster, bs_pool):
         assert time.monotonic() < deadline, "the download did not start"
         time.sleep(0.05)
     cephagent.call(f"{BS}/init", {"poolName": bs_pool})
-    assert images(cephagent.cluster, bs_pool) == ["new.zfleet-tmp"]  # running: kept
+    assert rbd_images(cephagent.cluster, bs_pool) == ["new.zfleet-tmp"]  # running: kept
     assert cephagent.result(task)["success"]
-    assert images(cephagent.cluster, bs_pool) == ["new"]
+    assert rbd_images(cephagent.cluster, bs_pool) == ["new"]

@@ -7,19 +7,12 @@ import uuid
 import pytest
 import rbd
 
+from tests.fixtures.ceph import rbd_images
+
 pytestmark = pytest.mark.integration
 
 PS = "/ceph/primarystorage"
 MiB = 1 << 20
-
-
-def rbd_images(cluster, pool: str) -> list[str]:
-    handle = cluster.rados()
-    try:
-        with handle.open_ioctx(pool) as ioctx:
-            return sorted(rbd.RBD().list(ioctx))
-    finally:
-        handle.shutdown()
 
 
 def test_init_creates_unnamed_pools_checks_named_ones_and_repeats(cephagent):
