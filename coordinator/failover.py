@@ -74,16 +74,17 @@ class Failover:
     def check(self) -> None:
         """One round: hosts follow changed HA settings; lost hosts are scanned."""
         ctx = self.ctx
-        settings = (ctx.gconf.get("ha", "enable"), *ha.fencer_settings(ctx).values())
+        enabled, fencer = ctx.gconf.get("ha", "enable"), ha.fencer_settings(ctx)
+        settings = (enabled, fencer["interval"], fencer["maxAttempts"])
         if settings != self._settings:  # and on the first round: hosts may be stale
-            grace = settings[1] * settings[2]
-            if settings[0] and ctx.gconf.get("host", "ping.interval") >= grace:
+            grace = fencer["interval"] * fencer["maxAttempts"]
+            if enabled and ctx.gconf.get("host", "ping.interval") >= grace:
                 log.warning("host/ping.interval is not below the self-fencers' %g s grace: "
                             "a host that only lost its storage may fence itself between "
                             "two pings", grace)
             threading.Thread(target=self._sync_all, daemon=True, name="fencer-sync").start()
             self._settings = settings
-        if not settings[0]:
+        if not enabled:
             return
         # The scan starts at the first missed ping: its window overlaps the pings that
         # make the host Disconnected, and its verdict counts only for a Disconnected host.

@@ -106,6 +106,12 @@ def _storage_run(ctx: Context, storage: dict, kind: str, path: str, body: dict) 
         ceph_call(ctx, storage, path, body)
 
 
+def _attempted(ctx: Context, job: dict, error: str | None = None) -> None:
+    """One more attempt at ``job``: Done without an ``error``, still Pending with one."""
+    ctx.db.update("gc_job", job["uuid"], attempts=job["attempts"] + 1, last_error=error or "",
+                  **({"status": "Done"} if error is None else {}))
+
+
 def run_storages(ctx: Context) -> tuple[int, int]:
     """Run the storages' pending jobs, oldest first; a storage still unreachable keeps
     the rest of its jobs for the next round. (done, failed)"""
@@ -127,14 +133,12 @@ def run_storages(ctx: Context) -> tuple[int, int]:
             _storage_run(ctx, rows[0], kind, job["path"], job["body"])
         except ApiError as exc:
             failed += 1
-            ctx.db.update("gc_job", job["uuid"], attempts=job["attempts"] + 1,
-                          last_error=str(exc))
+            _attempted(ctx, job, str(exc))
             if isinstance(exc, StorageUnreachable):
                 down.add(storage_uuid)
             continue
         done += 1
-        ctx.db.update("gc_job", job["uuid"], status="Done", attempts=job["attempts"] + 1,
-                      last_error="")
+        _attempted(ctx, job)
     if done or failed:
         log.info("garbage collection on storages: %d done, %d failed", done, failed)
     return done, failed
@@ -163,14 +167,12 @@ def run_host(ctx: Context, host_uuid: str) -> tuple[int, int]:
                 ctx.agents.call(agent_url(rows[0]), job["path"], job["body"])
         except (AgentCallError, ApiError, LookupError) as exc:
             failed += 1
-            ctx.db.update("gc_job", job["uuid"], attempts=job["attempts"] + 1,
-                          last_error=str(exc))
+            _attempted(ctx, job, str(exc))
             if getattr(exc, "unreachable", False):
                 break  # still gone: the next reconnect or round tries again
             continue
         done += 1
-        ctx.db.update("gc_job", job["uuid"], status="Done", attempts=job["attempts"] + 1,
-                      last_error="")
+        _attempted(ctx, job)
     if done or failed:
         log.info("garbage collection on host %s: %d done, %d failed", rows[0]["name"], done,
                  failed)
