@@ -6,7 +6,7 @@ PYTEST  := .venv/bin/pytest
 RUFF    := .venv/bin/ruff
 RUN_DIR ?= $(CURDIR)/run/devcluster
 
-.PHONY: help setup test unit integration lint up down status bench clean
+.PHONY: help setup test unit integration lint up down reset status bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,11 +26,15 @@ integration: setup  ## the integration tier only (root: libvirtd, Ceph, namespac
 lint: setup  ## ruff
 	@$(RUFF) check .
 
-up: setup  ## bring up the whole cloud (Ceph, 2 simulated KVM hosts, every agent, the coordinator) and a demo VM
+up: setup  ## bring up the whole cloud (Ceph, 2 simulated KVM hosts, every agent, the coordinator) and a demo VM; after `make down`, the same cloud
 	@$(PY) -m devcluster.cli --dir $(RUN_DIR) up
 
-down:  ## stop everything `make up` started
+down:  ## stop everything `make up` started (the cloud's data stays for the next `make up`)
 	@if [ -x $(PY) ]; then $(PY) -m devcluster.cli --dir $(RUN_DIR) down; fi
+
+reset:  ## stop everything and remove the cloud's data: the next `make up` builds a new cloud
+	@if [ -x $(PY) ]; then $(PY) -m devcluster.cli --dir $(RUN_DIR) reset; \
+	else rm -rf $(RUN_DIR); echo "reset: removed $(RUN_DIR)"; fi
 
 status:  ## what `make up` is running, and where
 	@$(PY) -m devcluster.cli --dir $(RUN_DIR) status
@@ -41,5 +45,5 @@ bench: setup  ## the benchmarks under bench/
 	@$(PY) bench/dhcp_apply.py
 	@$(PY) bench/create_vms.py
 
-clean: down  ## remove .venv and run state
+clean: reset  ## reset, then remove .venv and run/ (the next `make up` installs again)
 	rm -rf .venv run

@@ -79,10 +79,10 @@ def build(cfg: CoordinatorConfig) -> Coordinator:
     for module in MODULES:
         module.register(apis)
     ctx.gconf = GlobalConfig(db, apis.long_timeouts())
-    ctx.on_host_connect.extend([storage.on_host_connect, gc.on_host_connect,
-                                ha.on_host_connect])
     ctx.jobs = Jobs(db, cfg.api_workers)
     reports = Reports(ctx)
+    ctx.on_host_connect.extend([storage.on_host_connect, gc.on_host_connect,
+                                ha.on_host_connect, reports.sync_host])
     if cfg.background:
         reports.start_background()
     return Coordinator(_flask(ctx, reports), ctx, reports)
@@ -160,7 +160,8 @@ def _flask(ctx: Context, reports: Reports) -> Flask:
 
     @app.get("/health")
     def health():
-        return _reply({"success": True, "error": ""})
+        """Serving; where its database is (for ``zfleet dump-db`` on this machine)."""
+        return _reply({"success": True, "error": "", "database": str(ctx.cfg.db_path.absolute())})
 
     return app
 

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         print("\n" + apicli.list_apis(url))
         return 0
-    return _agent_command(argv)
+    return _agent_command(argv, url)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dump-db", help="an online backup of the coordinator's database",
                        description=dbbackup.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    d.add_argument("--db", type=Path, default=dbbackup.DEFAULT_DB, help="the database file")
+    d.add_argument("--db", type=Path, help="the database file (default: the one the "
+                   f"coordinator at --url/ZFLEET_URL uses, else {dbbackup.DEFAULT_DB})")
     d.add_argument("--dir", type=Path, help="where backups go (default: <db dir>/backups)")
     d.add_argument("--file-name", help="the backup's name (default: zfleet-<time>)")
     d.add_argument("--keep-amount", type=int, help="keep this many backups, newest first")
@@ -168,7 +169,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def dump_db(args: argparse.Namespace) -> int:
-    made, removed = dbbackup.dump(args.db, args.dir or args.db.parent / "backups",
+    db = args.db or _coordinator_db(args.coordinator_url)
+    made, removed = dbbackup.dump(db, args.dir or db.parent / "backups",
                                   args.file_name, args.keep_amount)
     print(f"backup {made} ({made.stat().st_size} bytes)")
     for old in removed:
@@ -182,8 +184,24 @@ def restore_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agent_command(argv: list[str]) -> int:
+def _coordinator_db(url: str) -> Path:
+    """The database of the coordinator at ``url`` when it runs on this machine (its
+    /health names it), else the default path."""
+    try:
+        path = requests.get(f"{url.rstrip('/')}/health", timeout=3).json().get("database")
+    except (requests.RequestException, ValueError, AttributeError):
+        path = None
+    if path and Path(path).exists():
+        print(f"database {path} (the coordinator's at {url})", file=sys.stderr)
+        return Path(path)
+    print(f"no coordinator on this machine answers at {url} (--url or ZFLEET_URL): "
+          f"database {dbbackup.DEFAULT_DB}", file=sys.stderr)
+    return dbbackup.DEFAULT_DB
+
+
+def _agent_command(argv: list[str], url: str = apicli.DEFAULT_URL) -> int:
     args = _parser().parse_args(argv)
+    args.coordinator_url = url
     try:
         return args.func(args)
     except (ValueError, requests.RequestException, TimeoutError) as exc:

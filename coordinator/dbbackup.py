@@ -4,7 +4,7 @@ coordinator keeps writing, older backups beyond a count removed; and restore.
 
 A cron line on the management node::
 
-    0 3 * * *  zfleet dump-db --keep-amount 14
+    30 0,12 * * *  zfleet dump-db --keep-amount 14
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import threading
 from collections import deque
 
 from coordinator import allocator, gc
+from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
 from coordinator.apis import hosts, imagedeletion, vmdeletion, volumedeletion
 from coordinator.context import Context
@@ -41,6 +42,29 @@ class Reports:
         elif commandpath == "/kvm/reconnectme":
             threading.Thread(target=hosts.reconnect_quietly, args=(self.ctx,
                              str(body.get("hostUuid", ""))), daemon=True).start()
+
+    def sync_host(self, ctx: Context, host_uuid: str) -> None:
+        """On connect, the host's VMs as it runs them (``/vm/vmsync``) replace what the
+        database last heard: a VM the database has Running there that the host does not
+        run (the host rebooted, or lost it while the coordinator was down) is Stopped,
+        and a NeverStop VM is started again, as if the host had reported it."""
+        host = ctx.db.get("host", host_uuid)
+        try:
+            states = ctx.agents.call(hosts.agent_url(host), "/vm/vmsync", {})["states"]
+        except AgentCallError as exc:
+            log.warning("host %s: no VM sync after connect: %s", host["name"], exc)
+            return
+        running = ctx.db.find("vm", "host_uuid = ? AND state = 'Running'", (host_uuid,))
+        for vm in running:
+            state = states.get(vm["uuid"], "Stopped")
+            if state in ("Stopped", "Crashed"):
+                log.warning("vm %s (%s) is not running on host %s after its connect: %s",
+                            vm["name"], vm["uuid"], host["name"], state)
+                self._vm_state({"vmUuid": vm["uuid"], "vmState": state, "hostUuid": host_uuid})
+        known = {vm["uuid"] for vm in running}
+        for vm_uuid, state in states.items():
+            if state == "Running" and vm_uuid not in known:
+                self._vm_state({"vmUuid": vm_uuid, "vmState": state, "hostUuid": host_uuid})
 
     def recent(self) -> list[dict]:
         with self._lock:

@@ -1,4 +1,4 @@
-"""A throwaway Ceph cluster (1 mon, 1 mgr, N OSDs) living entirely under one directory.
+"""A Ceph cluster (1 mon, 1 mgr, N OSDs) living entirely under one directory.
 
 Tests, benchmarks and ``make up`` need a real cluster that starts in seconds, never touches
 /etc/ceph or /var/lib/ceph, and can run next to another one: every path (data, keyrings,
@@ -7,6 +7,13 @@ told otherwise), and the daemons are recorded by pid in ``root/procs.json`` so a
 process that knows only ``root`` can stop them. ``root/ceph.conf`` is the single source
 of the cluster's identity (fsid, mon addresses), so ``CephCluster(root)`` needs nothing
 else.
+
+Tests use memstore (throwaway: the data lives in the OSD's memory). ``make up`` uses
+bluestore on a sparse file under ``root/osd/<id>/block``, so its pools and images survive
+the daemons: :meth:`CephCluster.resume` starts the same cluster again from its
+directory (mon store, keyrings, OSD block files), on the same fsid and mon ports.
+Measured here: a bluestore ``start()`` takes ~2 s more than memstore (mkfs), a
+``resume()`` about as long as a memstore start.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ OSD_CAPS = ["mon", "allow profile osd", "mgr", "allow profile osd", "osd", "allo
 MGR_MODULE_SRC = Path("/usr/share/ceph/mgr")  # the packaged default mgr_module_path
 MGR_INITIAL_MODULES = "iostat"
 PROBE_POOL = "devcluster-probe"
+OSD_MEMORY_TARGET = 1 << 30  # bluestore's cache autotunes up to this
 
 
 class CephStartError(RuntimeError):
@@ -103,6 +111,43 @@ class CephCluster:
             raise CephStartError(f"a cluster is already running under {self.root}")
         try:
             self._build(osds, objectstore, osd_bytes, bind_address)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def persistent(self) -> bool:
+        """Whether a cluster whose data survives its daemons (bluestore) lives here."""
+        if not self.conf_path.exists():
+            return False
+        osd = self._conf()["osd"]
+        return osd.get("osd_objectstore") == "bluestore" and any(
+            (d / "block").exists() for d in (self.root / "osd").glob("*"))
+
+    def resume(self) -> CephCluster:
+        """Start the cluster that lives here again, with its data (see :meth:`persistent`),
+        and return once its OSDs are up and in and a client can write."""
+        if self.running():
+            return self
+        if not self.persistent():
+            raise CephStartError(f"no persistent (bluestore) cluster under {self.root}")
+        addr = self._conf()["global"]["public_addr"]
+        for mon_addr in self.mon_addrs:
+            port = int(mon_addr.rsplit(":", 1)[1])
+            if not procs.port_free(addr, port):
+                raise CephStartError(f"mon port {port} on {addr} is taken"
+                                     f"{procs.port_holder(addr, port)}")
+        osds = sorted(int(d.name) for d in (self.root / "osd").glob("*") if d.name.isdigit())
+        try:
+            started = [self._spawn("mon", MON, ["ceph-mon", "-f", "-i", MON])]
+            cluster = self._await(started, self._connect, 20, "mon.a answering")
+            try:
+                started.append(self._spawn("mgr", MGR, ["ceph-mgr", "-f", "-i", MGR]))
+                started += [self._spawn("osd", str(i), ["ceph-osd", "-f", "-i", str(i)])
+                            for i in osds]
+                self._await_ready(started, cluster, len(osds))
+            finally:
+                cluster.shutdown()
         except BaseException:
             self.stop()
             raise
@@ -182,11 +227,14 @@ class CephCluster:
             for i, osd_uuid in enumerate(osd_uuids):
                 _mon_command(cluster, {"prefix": "osd new", "uuid": osd_uuid, "id": i})
                 started.append(self._spawn("osd", str(i), ["ceph-osd", "-f", "-i", str(i)]))
-            self._await(started, lambda: _osds_up_in(cluster, osds), 30, f"{osds} OSD(s) up+in")
-            self._await(started, lambda: _probe_write(cluster), 30, "a client write")
-            self._await(started, lambda: _mgr_available(cluster), 30, "mgr.x active")
+            self._await_ready(started, cluster, osds)
         finally:
             cluster.shutdown()
+
+    def _await_ready(self, started: list[procs.Proc], cluster: rados.Rados, osds: int) -> None:
+        self._await(started, lambda: _osds_up_in(cluster, osds), 30, f"{osds} OSD(s) up+in")
+        self._await(started, lambda: _probe_write(cluster), 30, "a client write")
+        self._await(started, lambda: _mgr_available(cluster), 30, "mgr.x active")
 
     def _wipe(self) -> None:
         """Remove what an earlier cluster left (never anything else a caller keeps in root)."""
@@ -207,6 +255,7 @@ class CephCluster:
                 "bluestore_block_size": osd_bytes,
                 "bluestore_block_create": "true",
                 "bluestore_fsck_on_mkfs": "false",
+                "osd_memory_target": OSD_MEMORY_TARGET,  # 4 GiB by default
             }
         conf = configparser.ConfigParser(interpolation=None)
         conf.read_dict(

@@ -5,8 +5,11 @@
           agents; then, through the coordinator's API, a zone with those hosts, Ceph
           primary and backup storage, a flat L3 (DHCP, user data), the guest image and
           a demo VM (CreateVmInstance); prints what runs where.
+          After `down` (or a reboot) the same cloud comes back: its database, Ceph
+          data and the VMs that were running, with their addresses.
           A running cluster is left as it is.
-  down    stop all of it, by pid, from the state in --dir
+  down    stop all of it, by pid, from the state in --dir; the cloud's data stays
+  reset   down, then remove the cloud's data: the next `up` builds a new cloud
   status  what runs where (--json for machines)
 """
 
@@ -46,11 +49,13 @@ def print_status(status: dict) -> None:
     if demo:
         print(f"  demo VM       {demo['uuid']} on {demo['host']}: DHCP lease {demo['lease']}\n"
               f"                console log {demo['console']}")
+    print(f"  database      {status['database']}")
     if status["running"]:
         first = next(iter(status["hosts"].values()), None)
         print(f"\nTry:\n  export ZFLEET_URL={status['services']['coordinator']['url']}\n"
               "  .venv/bin/zfleet QueryVmInstance fields=name,state,hostUuid\n"
               "  .venv/bin/zfleet QueryHost fields=name,status,allocatedMemory\n"
+              "  .venv/bin/zfleet dump-db --keep-amount 14   (a backup of that database)\n"
               "  .venv/bin/zfleet --help          (every API)  /  .venv/bin/zfleet shell")
         if demo and demo.get("lease"):
             print(f"  ping -c1 {demo['lease']}            (this machine routes the flat L3)")
@@ -67,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hosts", type=int, default=2, help="simulated KVM hosts (default: 2)")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="bring everything up and print where it runs")
-    sub.add_parser("down", help="stop everything")
+    sub.add_parser("down", help="stop everything (the cloud's data stays)")
+    sub.add_parser("reset", help="stop everything and remove the cloud's data")
     st = sub.add_parser("status", help="what runs where")
     st.add_argument("--json", action="store_true", help="machine-readable")
     args = ap.parse_args(argv)
@@ -88,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         print_status(cluster.status())
     elif args.command == "down":
         cluster.down(progress)
-        progress("down")
+        progress("down; `make up` brings the same cloud back, `make reset` removes it")
+    elif args.command == "reset":
+        cluster.reset(progress)
+        progress("reset: nothing is kept; the next `make up` builds a new cloud")
     else:
         status = cluster.status()
         if args.json:

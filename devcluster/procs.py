@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,11 +142,34 @@ class Registry:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port`` now. SO_REUSEADDR, as every server
+    sets it, so the TIME-WAIT sockets of a server stopped a moment ago do not count."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def port_holder(host: str, port: int) -> str:
+    """" (held by NAME pid N)" for the process listening on ``host:port`` (or on every
+    address at that port), or "" when it cannot be found (another network namespace)."""
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and \
+                conn.laddr.ip in (host, "0.0.0.0", "::") and conn.pid:
+            try:
+                return f" (held by {psutil.Process(conn.pid).name()} pid {conn.pid})"
+            except psutil.NoSuchProcess:
+                pass
+    return ""
 
 
 class DaemonDied(RuntimeError):

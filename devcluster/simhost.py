@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -112,7 +113,10 @@ class SimHost:
         if not self.mgmt_ip or not self.mgmt_bridge:
             raise ValueError(f"host {self.name}: start() needs mgmt_ip and mgmt_bridge")
         self.stop()  # whatever a crashed earlier run left behind
-        (self.dir / "run" / "lock").mkdir(parents=True, exist_ok=True)  # /var/lock -> /run/lock
+        # /run is a tmpfs on a real machine: a host boots with an empty one, not with the
+        # sockets, pid files and netns mount points of its last life
+        shutil.rmtree(self.dir / "run", ignore_errors=True)
+        (self.dir / "run" / "lock").mkdir(parents=True)  # /var/lock -> /run/lock
         argv = ["unshare", "--mount", "--net", "--uts", "--propagation", "private"]
         wrapper = procs.spawn(
             ANCHOR,
@@ -153,7 +157,7 @@ class SimHost:
             if proc.name != ANCHOR:
                 procs.stop(proc)
         if state.get("uts_ns"):
-            _kill_all(_pids_in(state["uts_ns"], exclude=state["anchor"]["pid"]))
+            _kill_all(pids_in(state["uts_ns"], exclude=state["anchor"]["pid"]))
         links = state.get("links") or self._links_by_name()
         for ifname in links.values():
             if hostnet.link(ifname):
@@ -268,7 +272,8 @@ def _anchor_of(wrapper_pid: int) -> psutil.Process | None:
     return None
 
 
-def _pids_in(uts_ns: str, exclude: int) -> list[int]:
+def pids_in(uts_ns: str, exclude: int) -> list[int]:
+    """The processes whose UTS namespace is ``uts_ns`` (every process of one host)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != exclude:
