@@ -145,7 +145,7 @@ class CephCluster:
                 started.append(self._spawn("mgr", MGR, ["ceph-mgr", "-f", "-i", MGR]))
                 started += [self._spawn("osd", str(i), ["ceph-osd", "-f", "-i", str(i)])
                             for i in osds]
-                self._await_ready(started, cluster, len(osds))
+                self._await_ready(started, cluster)
             finally:
                 cluster.shutdown()
         except BaseException:
@@ -227,13 +227,23 @@ class CephCluster:
             for i, osd_uuid in enumerate(osd_uuids):
                 _mon_command(cluster, {"prefix": "osd new", "uuid": osd_uuid, "id": i})
                 started.append(self._spawn("osd", str(i), ["ceph-osd", "-f", "-i", str(i)]))
-            self._await_ready(started, cluster, osds)
+            self._await_ready(started, cluster)
         finally:
             cluster.shutdown()
 
-    def _await_ready(self, started: list[procs.Proc], cluster: rados.Rados, osds: int) -> None:
-        self._await(started, lambda: _osds_up_in(cluster, osds), 30, f"{osds} OSD(s) up+in")
-        self._await(started, lambda: _probe_write(cluster), 30, "a client write")
+    def _await_ready(self, started: list[procs.Proc], cluster: rados.Rados) -> None:
+        """OSDs up at the addresses of the processes just started, a write, an active mgr.
+
+        After a power cut the osdmap still says "up" at the dead OSDs' addresses, so an OSD
+        counts only once its address carries its new process's nonce (Ceph daemons use
+        their pid); the probe then runs on a new client whose first osdmap is that one —
+        the client connected before kept writing to the dead address until timed out.
+        """
+        osds = {int(p.name.removeprefix("osd.")): p.pid for p in started
+                if p.name.startswith("osd.")}
+        self._await(started, lambda: _osds_up_in(cluster, osds), 30,
+                    f"{len(osds)} OSD(s) up+in")
+        self._await(started, self._probe_write, 30, "a client write")
         self._await(started, lambda: _mgr_available(cluster), 30, "mgr.x active")
 
     def _wipe(self) -> None:
@@ -360,6 +370,20 @@ class CephCluster:
     def _connect(self) -> rados.Rados:
         return self.rados(client_mount_timeout=1, rados_mon_op_timeout=5)
 
+    def _probe_write(self) -> bool:
+        """Write and read back through a scratch pool, then drop it: proves PGs go active."""
+        cluster = self._connect()
+        try:
+            if not cluster.pool_exists(PROBE_POOL):
+                cluster.create_pool(PROBE_POOL)
+            with cluster.open_ioctx(PROBE_POOL) as ioctx:
+                ioctx.write_full("probe", b"ok")
+                ok = ioctx.read("probe") == b"ok"
+            cluster.delete_pool(PROBE_POOL)
+            return ok
+        finally:
+            cluster.shutdown()
+
     def _await(
         self, daemons: list[procs.Proc], predicate: Callable[[], Any], timeout: float, what: str
     ) -> Any:
@@ -395,20 +419,13 @@ def _mon_command(cluster: rados.Rados, cmd: dict[str, Any]) -> Any:
     return json.loads(out) if out else None
 
 
-def _osds_up_in(cluster: rados.Rados, n: int) -> bool:
-    stat = _mon_command(cluster, {"prefix": "osd stat"})
-    return stat["num_up_osds"] >= n and stat["num_in_osds"] >= n
-
-
-def _probe_write(cluster: rados.Rados) -> bool:
-    """Write and read back through a scratch pool, then drop it: proves PGs go active."""
-    if not cluster.pool_exists(PROBE_POOL):
-        cluster.create_pool(PROBE_POOL)
-    with cluster.open_ioctx(PROBE_POOL) as ioctx:
-        ioctx.write_full("probe", b"ok")
-        ok = ioctx.read("probe") == b"ok"
-    cluster.delete_pool(PROBE_POOL)
-    return ok
+def _osds_up_in(cluster: rados.Rados, pids: dict[int, int]) -> bool:
+    """Whether each OSD id is up and in at the address of the process ``pids`` names."""
+    dump = {o["osd"]: o for o in _mon_command(cluster, {"prefix": "osd dump"})["osds"]}
+    return all(
+        i in dump and dump[i]["up"] and dump[i]["in"]
+        and {a["nonce"] for a in dump[i]["public_addrs"]["addrvec"]} == {pid}
+        for i, pid in pids.items())
 
 
 def _mgr_available(cluster: rados.Rados) -> bool:

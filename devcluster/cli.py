@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--json", action="store_true", help="machine-readable")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `status | head` ends quietly
+    # a killed `up` (timeout, systemd) takes down what it started, as Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     cluster = DevCluster(args.dir, hosts=args.hosts)
     started = time.monotonic()
 
