@@ -10,10 +10,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import rbd
 import requests
 
 from devcluster import democloud, hostnet, procs
 from devcluster.cluster import DevCluster
+from devcluster.guestconsole import parse_console
+from devcluster.kvmhost import console_log
 from tests.fixtures.powercut import power_cut
 
 pytestmark = pytest.mark.integration
@@ -102,9 +105,6 @@ def vm_view(api: democloud.HttpApi) -> dict[str, tuple[str, str]]:
 
 def lease(cluster: DevCluster, api: democloud.HttpApi, vm_uuid: str) -> str | None:
     """The address the guest printed last on its console (it boots again on resume)."""
-    from devcluster.guestconsole import parse_console
-    from devcluster.kvmhost import console_log
-
     [vm] = api.query("QueryVmInstance", uuid=vm_uuid)
     [host] = api.query("QueryHost", uuid=vm["hostUuid"])
     node = next(h for h in cluster.hosts() if h.mgmt_address == host["managementIp"])
@@ -118,8 +118,6 @@ MARK_OFFSET = 512 << 10  # between the MBR and the boot partition at 1 MiB: noth
 def rbd_rw(cluster: DevCluster, install_path: str, data: bytes | None = None,
            length: int = 0) -> bytes:
     """Write ``data`` at MARK_OFFSET of an RBD volume, or read ``length`` bytes there."""
-    import rbd
-
     pool, image = install_path.removeprefix("ceph://").split("/")
     handle = cluster.ceph.rados()
     try:
@@ -197,7 +195,5 @@ def test_down_then_up_and_a_reboot_bring_the_same_cloud_back(cluster_dir):
 
 
 def lease_log(cluster: DevCluster, api: democloud.HttpApi, vm_uuid: str) -> str:
-    from devcluster.kvmhost import console_log
-
     return "".join(console_log(h, vm_uuid).read_text(errors="replace")
                    for h in cluster.hosts() if console_log(h, vm_uuid).exists())
