@@ -134,9 +134,8 @@ class CephCluster:
         addr = self._conf()["global"]["public_addr"]
         for mon_addr in self.mon_addrs:
             port = int(mon_addr.rsplit(":", 1)[1])
-            if not procs.port_free(addr, port):
-                raise CephStartError(f"mon port {port} on {addr} is taken"
-                                     f"{procs.port_holder(addr, port)}")
+            if taken := procs.port_taken(addr, port):
+                raise CephStartError(f"mon.{MON}: {taken}")
         osds = sorted(int(d.name) for d in (self.root / "osd").glob("*") if d.name.isdigit())
         try:
             started = [self._spawn("mon", MON, ["ceph-mon", "-f", "-i", MON])]

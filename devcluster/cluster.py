@@ -172,19 +172,18 @@ class DevCluster:
         booting = {}
         for vm_uuid in pending:
             [vm] = api.query("QueryVmInstance", uuid=vm_uuid) or [None]
-            if vm is not None and vm["state"] != "Running":
-                host = self._host_of(api, vm, hosts)  # the last host's log, if it moves
-                console = kvmhost.console_log(host, vm_uuid)
-                offset = console.stat().st_size if console.exists() else 0
+            if vm is None:
+                continue
+            offsets = {}  # the new boot's lease is what a console prints past its end now
+            if vm["state"] != "Running":
+                offsets = {h.name: _size(kvmhost.console_log(h, vm_uuid)) for h in hosts}
                 reply = api.post("StartVmInstance", uuid=vm_uuid)
                 if not reply.get("success"):
                     progress(f"VM {vm['name']} ({vm_uuid}) did not start: {reply.get('error')}")
                     continue
                 vm = reply["inventory"]
-                new_host = self._host_of(api, vm, hosts)
-                booting[vm_uuid] = (vm, new_host, offset if new_host is host else 0)
-            elif vm is not None:
-                booting[vm_uuid] = (vm, self._host_of(api, vm, hosts), 0)
+            host = self._host_of(api, vm, hosts)
+            booting[vm_uuid] = (vm, host, offsets.get(host.name, 0))
         for vm_uuid, (vm, host, offset) in booting.items():
             console = kvmhost.console_log(host, vm_uuid)
             ip = procs.wait_for(lambda c=console, o=offset: _lease_after(c, o), 180,
@@ -196,8 +195,7 @@ class DevCluster:
 
     @staticmethod
     def _host_of(api: democloud.HttpApi, vm: dict, hosts: list[SimHost]) -> SimHost:
-        host_uuid = vm.get("hostUuid") or vm.get("lastHostUuid")
-        host_ip = api.query("QueryHost", uuid=host_uuid)[0]["managementIp"]
+        host_ip = api.query("QueryHost", uuid=vm["hostUuid"])[0]["managementIp"]
         return next(h for h in hosts if h.mgmt_address == host_ip)
 
     def _create_demo_vm(self, api: democloud.HttpApi, hosts: list[SimHost], progress) -> None:
@@ -283,10 +281,12 @@ class DevCluster:
 
 
 def _check_port_free(address: str, port: int, name: str) -> None:
-    if not procs.port_free(address, port):
-        raise RuntimeError(f"{name}: port {port} on {address} is taken"
-                           f"{procs.port_holder(address, port)}; is another zfleet "
-                           "devcluster up? (`make down`)")
+    if taken := procs.port_taken(address, port):
+        raise RuntimeError(f"{name}: {taken}; is another zfleet devcluster up? (`make down`)")
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 def _lease_after(console: Path, offset: int) -> str | None:

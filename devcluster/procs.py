@@ -147,29 +147,29 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def port_free(host: str, port: int) -> bool:
-    """Whether a server could listen on ``host:port`` now. SO_REUSEADDR, as every server
-    sets it, so the TIME-WAIT sockets of a server stopped a moment ago do not count."""
+def port_taken(host: str, port: int) -> str | None:
+    """None if a server could listen on ``host:port`` now, else "port P on H is taken",
+    naming the listener when it can be found (not in another network namespace).
+
+    The trial bind sets SO_REUSEADDR, as every server does, so the TIME-WAIT sockets of
+    a server stopped a moment ago do not count.
+    """
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
+            return None
         except OSError:
-            return False
-        return True
-
-
-def port_holder(host: str, port: int) -> str:
-    """" (held by NAME pid N)" for the process listening on ``host:port`` (or on every
-    address at that port), or "" when it cannot be found (another network namespace)."""
+            pass
     for conn in psutil.net_connections("tcp"):
         if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and \
                 conn.laddr.ip in (host, "0.0.0.0", "::") and conn.pid:
             try:
-                return f" (held by {psutil.Process(conn.pid).name()} pid {conn.pid})"
+                name = psutil.Process(conn.pid).name()
+                return f"port {port} on {host} is taken (held by {name} pid {conn.pid})"
             except psutil.NoSuchProcess:
                 pass
-    return ""
+    return f"port {port} on {host} is taken"
 
 
 class DaemonDied(RuntimeError):
