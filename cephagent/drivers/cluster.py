@@ -8,6 +8,14 @@ dropped when a call times out or the connection breaks, or when ceph.conf change
 next command connects afresh, so an agent keeps working across a cluster restart or
 rebuild without being restarted.
 
+A cluster that stopped answering is remembered as down: commands that come while it is
+(say, clones queued behind one another on one image's lock) fail at once with the first
+failure's reason instead of each waiting ``timeout`` again, while one background thread
+keeps reconnecting; the moment it gets through, commands use the cluster again. A command
+thus waits for an unanswering cluster at most once, in its first step that finds it gone:
+that step's error ends it (no retries), and its message says what did not answer, within
+which timeout and after how long.
+
 Usage from a Python shell::
 
     c = CephClient(Path("/etc/ceph/ceph.conf"))
@@ -39,12 +47,32 @@ _BROKEN = (rados.TimedOut, rados.ConnectionShutdown, rados.NotConnected, rbd.Tim
            rbd.ConnectionShutdown)
 
 
+IDLE_SECONDS = 60.0  # stop reconnecting when no command asked for this long
+RETRY_SECONDS = 1.0  # at most one connect attempt per second (a refusal can be instant)
+
+
 class CephError(AgentError):
     """A Ceph operation failed; the message names the resource and Ceph's reason."""
 
 
 class ClusterUnreachable(CephError):
     """No answer from the mons or OSDs within the configured timeout."""
+
+
+@dataclass
+class _Outage:
+    """The cluster stopped answering at ``since`` (``wall`` for the message); ``reason``
+    is the latest failure's message, which names the timeout."""
+
+    since: float
+    wall: float
+    reason: str
+
+    def message(self, conf_path: Path) -> str:
+        at = time.strftime("%H:%M:%S", time.localtime(self.wall))
+        return (f"the Ceph cluster of {conf_path} has not answered since {at} "
+                f"({time.monotonic() - self.since:.1f}s): {self.reason}; failed at once, "
+                "without waiting again, while the agent reconnects in the background")
 
 
 @dataclass(frozen=True)
@@ -61,7 +89,10 @@ class CephClient:
         self.timeout = timeout
         self._cluster: rados.Rados | None = None
         self._conf_stamp: float | None = None
-        self._failed: tuple[float, str] | None = None  # (when, why) of the last connect
+        self._down: _Outage | None = None
+        self._reconnecting = False  # the background reconnect thread runs
+        self._asked = 0.0  # when a command last wanted the cluster (monotonic)
+        self._closed = False
         self._lock = threading.Lock()
 
     # -- the connection ------------------------------------------------------------
@@ -70,26 +101,29 @@ class CephClient:
         """The shared connected handle, connecting first if there is none or if ceph.conf
         changed since (new mons, a rebuilt cluster): one stat() a call.
 
-        Commands that waited while another one's connect attempt failed get its error at
-        once: with the mons down, ten concurrent commands all fail within one timeout,
-        not the last one after ten.
+        While the cluster is down (see :meth:`_lost`) and being reconnected in the
+        background, this fails at once; commands that waited while another one's connect
+        attempt failed get its error at once too.
         """
-        asked = time.monotonic()
         with self._lock:
+            self._asked = time.monotonic()
             stamp = _mtime(self.conf_path)
-            if self._cluster is not None and stamp != self._conf_stamp:
+            if stamp != self._conf_stamp and (self._cluster is not None or self._down):
                 log.info("%s changed: reconnecting", self.conf_path)
-                self._cluster.shutdown()
-                self._cluster = None
+                if self._cluster is not None:
+                    self._cluster.shutdown()
+                    self._cluster = None
+                self._down = None  # another cluster: try it now
             if self._cluster is None:
-                if self._failed is not None and self._failed[0] >= asked:
-                    raise ClusterUnreachable(self._failed[1])
+                if self._down is not None and self._reconnecting:
+                    raise ClusterUnreachable(self._down.message(self.conf_path))
                 try:
                     self._cluster = self._connect()
                 except ClusterUnreachable as exc:
-                    self._failed = (time.monotonic(), str(exc))
+                    self._mark_down(str(exc))
                     raise
                 self._conf_stamp = stamp
+                self._down = None
             return self._cluster
 
     def _connect(self) -> rados.Rados:
@@ -109,7 +143,8 @@ class CephClient:
             handle.shutdown()
             raise ClusterUnreachable(
                 f"cannot connect to the Ceph cluster of {self.conf_path} as client.{self.user} "
-                f"within {self.timeout}s: {_reason(exc)}") from None
+                f"within {self.timeout}s (gave up after {time.monotonic() - started:.1f}s: "
+                f"{_reason(exc)})") from None
         log.info("connected to Ceph cluster %s (%s, client.%s) in %.3fs", handle.get_fsid(),
                  self.conf_path, self.user, time.monotonic() - started)
         return handle
@@ -122,18 +157,75 @@ class CephClient:
             log.warning("dropping the Ceph connection; the next command reconnects")
             handle.shutdown()
 
-    close = reset
+    def close(self) -> None:
+        """Drop the handle and stop reconnecting (the agent stops)."""
+        with self._lock:
+            self._closed = True
+            self._down = None
+        self.reset()
+
+    def _lost(self, reason: str) -> ClusterUnreachable:
+        """A step found the cluster unanswering: drop the handle, remember it as down."""
+        self.reset()
+        with self._lock:
+            self._mark_down(reason)
+        return ClusterUnreachable(reason)
+
+    def _mark_down(self, reason: str) -> None:
+        """Record (with the lock held) that the cluster does not answer, and make sure one
+        thread is reconnecting, so later commands fail at once rather than wait again."""
+        if self._down is None:
+            self._down = _Outage(time.monotonic(), time.time(), reason)
+            log.warning("Ceph cluster of %s unreachable (%s): failing commands at once "
+                        "while reconnecting in the background", self.conf_path, reason)
+        if not self._reconnecting and not self._closed:
+            self._reconnecting = True
+            threading.Thread(target=self._reconnect, name="ceph-reconnect",
+                             daemon=True).start()
+
+    def _reconnect(self) -> None:
+        """Connect again and again (each attempt waits up to ``timeout`` for a mon, so it
+        gets through as soon as one answers) until it works, ceph.conf changes, the agent
+        closes, or no command asked for the cluster for :data:`IDLE_SECONDS` (the next
+        one then connects itself)."""
+        while True:
+            with self._lock:
+                if (self._down is None or self._cluster is not None or self._closed
+                        or time.monotonic() - self._asked > IDLE_SECONDS):
+                    self._reconnecting = False
+                    return
+                stamp = _mtime(self.conf_path)
+            started = time.monotonic()
+            try:
+                handle = self._connect()
+            except CephError as exc:
+                with self._lock:
+                    if self._down is not None:
+                        self._down.reason = str(exc)
+                time.sleep(max(0.0, RETRY_SECONDS - (time.monotonic() - started)))
+                continue
+            with self._lock:
+                if self._down is not None and self._cluster is None and not self._closed:
+                    log.warning("Ceph cluster of %s answers again after %.1fs down",
+                                self.conf_path, time.monotonic() - self._down.since)
+                    self._cluster, self._conf_stamp, handle = handle, stamp, None
+                    self._down = None
+                self._reconnecting = False
+            if handle is not None:  # a command connected first, or the agent closed
+                handle.shutdown()
+            return
 
     @contextmanager
     def guard(self, what: str) -> Iterator[None]:
         """Turn librados/librbd errors into a :class:`CephError` starting with ``what``
         (and drop the handle when the cluster stopped answering)."""
+        started = time.monotonic()
         try:
             yield
         except _BROKEN as exc:
-            self.reset()
-            raise ClusterUnreachable(f"{what}: no answer from the Ceph cluster within "
-                                     f"{self.timeout:g}s ({_reason(exc)})") from None
+            raise self._lost(f"{what}: no answer from the Ceph cluster within "
+                             f"{self.timeout:g}s (gave up after "
+                             f"{time.monotonic() - started:.1f}s: {_reason(exc)})") from None
         except (rados.Error, rbd.Error) as exc:
             raise CephError(f"{what}: {_reason(exc)}") from None
 
@@ -154,13 +246,14 @@ class CephClient:
     def mon_command(self, prefix: str, **args: Any) -> Any:
         """Run a mon command and return its JSON answer; a timeout is a clear error."""
         cluster = self.cluster()
+        started = time.monotonic()
         with self.guard(f"ceph {prefix}"):
             ret, out, err = cluster.mon_command(
                 json.dumps({"prefix": prefix, "format": "json", **args}), b"")
         if ret == -errno.ETIMEDOUT:
-            self.reset()
-            raise ClusterUnreachable(f"ceph {prefix}: no answer from the mons within "
-                                     f"{self.timeout:g}s")
+            raise self._lost(f"ceph {prefix}: no answer from the mons within "
+                             f"{self.timeout:g}s (gave up after "
+                             f"{time.monotonic() - started:.1f}s)")
         if ret != 0:
             raise CephError(f"ceph {prefix}: {err or errno.errorcode.get(-ret, ret)}")
         return json.loads(out) if out else None
