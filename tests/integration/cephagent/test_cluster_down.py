@@ -14,11 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agentlib.receiver import CallbackReceiver
-from devcluster import procs
 from devcluster.ceph import CephCluster
 from tests.fixtures.ceph import rbd_images
-from tests.fixtures.cephagent import CephAgent, start_cephagent
+from tests.fixtures.cephagent import CephAgent, own_cephagent
 
 pytestmark = pytest.mark.integration
 
@@ -36,23 +34,16 @@ def signal_daemons(cluster: CephCluster, sig: signal.Signals) -> None:
 @pytest.fixture
 def frozen_agent(tmp_path) -> Iterator[CephAgent]:
     """A cephagent on a cluster of its own holding ``ceph://p/base@s`` (protected); the
-    daemons are thawed before the cluster is stopped, whatever the test did."""
-    cluster = CephCluster(tmp_path / "ceph")
-    with CallbackReceiver() as receiver:
+    daemons are thawed before the agent and the cluster stop, whatever the test did."""
+    with own_cephagent(tmp_path, TIMEOUT) as agent:
         try:
-            cluster.start()
-            agent = start_cephagent(cluster, tmp_path / "agent", receiver, timeout=TIMEOUT)
-            try:
-                agent.call(f"{PS}/addpool", {"poolName": "p", "isCreate": True})
-                agent.call(f"{PS}/volume/createempty",
-                           {"installPath": "ceph://p/base", "size": 1 << 20})
-                agent.call(f"{PS}/snapshot/commit", {"snapshotPath": "ceph://p/base@s"})
-                yield agent
-            finally:
-                procs.stop(agent.proc)
+            agent.call(f"{PS}/addpool", {"poolName": "p", "isCreate": True})
+            agent.call(f"{PS}/volume/createempty",
+                       {"installPath": "ceph://p/base", "size": 1 << 20})
+            agent.call(f"{PS}/snapshot/commit", {"snapshotPath": "ceph://p/base@s"})
+            yield agent
         finally:
-            signal_daemons(cluster, signal.SIGCONT)
-            cluster.stop()
+            signal_daemons(agent.cluster, signal.SIGCONT)
 
 
 def test_queued_commands_fail_after_one_timeout_and_the_agent_recovers(frozen_agent):

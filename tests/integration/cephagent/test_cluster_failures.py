@@ -9,10 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agentlib.receiver import CallbackReceiver
 from devcluster import procs
-from devcluster.ceph import CephCluster
-from tests.fixtures.cephagent import CephAgent, start_cephagent
+from tests.fixtures.cephagent import CephAgent, own_cephagent
 
 pytestmark = pytest.mark.integration
 
@@ -22,17 +20,8 @@ TIMEOUT = 2
 
 @pytest.fixture
 def own_agent(tmp_path) -> Iterator[CephAgent]:
-    cluster = CephCluster(tmp_path / "ceph")
-    with CallbackReceiver() as receiver:
-        try:
-            cluster.start()
-            agent = start_cephagent(cluster, tmp_path / "agent", receiver, timeout=TIMEOUT)
-            try:
-                yield agent
-            finally:
-                procs.stop(agent.proc)
-        finally:
-            cluster.stop()
+    with own_cephagent(tmp_path, TIMEOUT) as agent:
+        yield agent
 
 
 def timed(fn):
