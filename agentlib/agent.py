@@ -23,14 +23,14 @@ import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 from flask import Flask, Response, request
+from gunicorn.http.errors import ParseException
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
-from agentlib import logs, openapi
+from agentlib import callbackurl, logs, openapi
 from agentlib.config import AgentConfig
 from agentlib.errors import AgentError, BadRequest
 from agentlib.locks import NamedLocks
@@ -53,6 +53,8 @@ class Route:
     reply: type[AgentReply]
     takes_task: bool
     quiet: bool
+    check: Callable | None = None
+    """Runs on the command before it is accepted; its BadRequest is the HTTP 400."""
 
     @property
     def summary(self) -> str:
@@ -74,7 +76,8 @@ class Agent:
         self.locks = NamedLocks()
         self.reporter = Reporter()
         self.reporter.max_delay = min(5.0, config.callback_retry_seconds)
-        self.tasks = TaskRunner(config.task_workers, config.callback_retry_seconds)
+        self.tasks = TaskRunner(config.task_workers, config.callback_retry_seconds,
+                                long_workers=config.long_task_workers)
         self.app = Flask(name)
         self.app.url_map.strict_slashes = False
         self.app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -92,16 +95,24 @@ class Agent:
         """Register a handler that answers in the HTTP reply."""
         return self._register(path, "sync", quiet)
 
-    def async_(self, path: str, *, quiet: bool = False):
-        """Register a handler that is accepted at once and answers via ``callbackurl``."""
-        return self._register(path, "async", quiet)
+    def async_(self, path: str, *, quiet: bool = False, long: bool = False,
+               check: Callable | None = None):
+        """Register a handler that is accepted at once and answers via ``callbackurl``.
 
-    def _register(self, path: str, kind: str, quiet: bool):
+        ``long``: it may run for minutes (scans, transfers, migrations, copies); it then
+        runs on the long-task pool and cannot hold up short commands. ``check(cmd)``
+        judges what the model cannot (e.g. paths against the host's storage roots) before
+        the command is accepted: its BadRequest is a 400, not a failed callback."""
+        if long:
+            self.tasks.run_long(path)
+        return self._register(path, "async", quiet, check)
+
+    def _register(self, path: str, kind: str, quiet: bool, check: Callable | None = None):
         def decorate(fn: Callable) -> Callable:
             if path in self.routes:
                 raise ValueError(f"{self.name}: {path} registered twice")
             command, reply, takes_task = _signature(fn)
-            route = Route(path, kind, fn, command, reply, takes_task, quiet)
+            route = Route(path, kind, fn, command, reply, takes_task, quiet, check)
             self.routes[path] = route
             self._commands[path] = self._commands[path + "/"] = route
             # flask keeps the rule too, so other methods get its 405 and the url map lists
@@ -140,7 +151,7 @@ class Agent:
             return _json(_internal_error(route.path, exc), 500)
 
     def _sync_view(self, route: Route, req: Request) -> Response:
-        cmd = _parse(route.command, req)
+        cmd = _parse(route.command, req, self._listen(req))
         started = time.monotonic()
         reply = self._invoke(route, cmd, None)
         level = logging.DEBUG if route.quiet else logging.INFO
@@ -152,10 +163,11 @@ class Agent:
         taskuuid = req.headers.get("taskuuid", "").strip()
         if not taskuuid:
             raise BadRequest("taskuuid missing: async command needs a taskuuid header")
-        callback = req.headers.get("callbackurl", "").strip()
-        if urlparse(callback).scheme not in ("http", "https") or not urlparse(callback).netloc:
-            raise BadRequest(f"callbackurl missing or not an http(s) URL: {callback!r}")
-        cmd = _parse(route.command, req)
+        listen = self._listen(req)
+        callback = _callback_url(req, listen)
+        cmd = _parse(route.command, req, listen)
+        if route.check is not None:
+            route.check(cmd)
         task = Task(taskuuid, route.path, callback, route.takes_task)
 
         def work(t: Task) -> dict:
@@ -169,10 +181,18 @@ class Agent:
             log.log(logging.DEBUG if route.quiet else logging.INFO, "%s %s", route.path, outcome)
         return _json({"success": True, "error": "", "taskUuid": taskuuid, "status": outcome})
 
+    def _listen(self, req: Request) -> callbackurl.Listen:
+        """Where this agent listens (the request's server port when configured as 0, as
+        in tests that bind an ephemeral port)."""
+        port = self.config.port or int(req.environ.get("SERVER_PORT") or 0)
+        return callbackurl.Listen(self.config.host, port)
+
     def _invoke(self, route: Route, cmd: AgentCommand, task: Task | None) -> dict:
         try:
             result = route.handler(cmd, task) if route.takes_task else route.handler(cmd)
         except AgentError as exc:
+            if isinstance(exc, BadRequest) and route.kind == "sync":
+                raise  # input the model could not judge (e.g. against the host): a 400
             log.warning("%s failed: %s", route.path, exc)
             return {"success": False, "error": str(exc)}
         if result is None:
@@ -195,7 +215,11 @@ class Agent:
         msg = f"{exc.code} {exc.name}: {req.method} {req.path}"
         if exc.code == 404:
             msg += f" is not an endpoint of {self.name} (see GET /openapi.json)"
-        return _json({"success": False, "error": msg}, exc.code or 500)
+        reply = _json({"success": False, "error": msg}, exc.code or 500)
+        allowed = getattr(exc, "valid_methods", None)  # a 405 says what is allowed
+        if allowed:
+            reply.headers["Allow"] = ", ".join(allowed)
+        return reply
 
     def _install_error_handlers(self) -> None:
         """For what flask serves itself: unknown paths, other methods, /openapi.json."""
@@ -228,13 +252,26 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def _callback_url(req: Request, listen: callbackurl.Listen) -> str:
+    url = req.headers.get("callbackurl", "").strip()
+    try:
+        return callbackurl.check(url, listen)
+    except ValueError as exc:
+        raise BadRequest(f"callbackurl: {exc}") from None
+
+
 class _Request(Request):
     max_content_length = MAX_BODY_BYTES
 
 
-def _parse(model: type[AgentCommand], req: Request) -> AgentCommand:
-    raw = req.get_data(cache=False)
+def _parse(model: type[AgentCommand], req: Request, listen: callbackurl.Listen) -> AgentCommand:
     try:
+        raw = req.get_data(cache=False)
+    except (OSError, ValueError, ParseException) as exc:  # e.g. a malformed chunk size:
+        # gunicorn then closes the connection, whose next request cannot be found
+        raise BadRequest(f"body: could not be read ({type(exc).__name__}: {exc})") from None
+    try:
+        # 1e999 parses as inf: the models refuse it naming the field (allow_inf_nan=False)
         body: object = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
     except RecursionError:
         raise BadRequest("body: JSON nested too deeply") from None
@@ -243,7 +280,7 @@ def _parse(model: type[AgentCommand], req: Request) -> AgentCommand:
     if not isinstance(body, dict):
         raise BadRequest(f"body: must be a JSON object, got {type(body).__name__}")
     try:
-        return model.model_validate(body)
+        return model.model_validate(body, context={"listen": listen})
     except ValidationError as exc:
         raise BadRequest(validation_message(exc)) from None
 

@@ -44,6 +44,14 @@ class AgentConfig(BaseModel):
     )
     threads: int = Field(16, ge=1, le=256, description="HTTP server threads")
     task_workers: int = Field(8, ge=1, le=128, description="threads running async commands")
+    long_task_workers: int = Field(
+        4, ge=1, le=64, description="threads running long async commands (host scans, image "
+        "transfers, migrations, volume copies), apart from task_workers so that these cannot "
+        "delay short commands")
+    request_timeout: float = Field(
+        10.0, gt=0, le=3600, allow_inf_nan=False, description="seconds a client has to send "
+        "a whole request (headers and body); a slower one gets 408 and is disconnected. A "
+        "request is read without a server thread until complete, so slow clients hold none")
     callback_retry_seconds: float = Field(
         300.0, gt=0, description="how long to keep retrying a callback or report delivery"
     )

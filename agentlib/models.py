@@ -12,11 +12,13 @@ class AgentCommand(BaseModel):
     """A command body. Fields are snake_case in Python and camelCase on the wire.
 
     Unknown fields are ignored: the coordinator may send more than an agent needs, as
-    ZStack's management node does.
+    ZStack's management node does. Numbers must be finite (no NaN or infinite timeout);
+    booleans are declared ``StrictBool`` so ``0``, ``1`` and ``"yes"`` are refused.
     """
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True,
+        allow_inf_nan=False,
     )
 
 

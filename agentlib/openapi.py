@@ -1,7 +1,9 @@
 """``GET /openapi.json``: the agent's endpoints, generated from the registered models.
 
 Async endpoints document the ``taskuuid``/``callbackurl`` headers, the immediate
-acknowledgement, and the reply body POSTed to the callback URL.
+acknowledgement, and the reply body POSTed to the callback URL. A reply is either the
+command's reply model or ``{success: false, error}`` (a failed command has none of the
+reply's other fields), and 400/500 answers are that error reply too.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ _ASYNC_HEADERS = [
     {"name": "taskuuid", "in": "header", "required": True, "schema": {"type": "string"},
      "description": "identifies the task; a repeated taskuuid is not run twice"},
     {"name": "callbackurl", "in": "header", "required": True,
-     "schema": {"type": "string", "format": "uri"},
-     "description": "the reply is POSTed here, with the taskuuid header"},
+     "schema": {"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": 4096},
+     "description": "the reply is POSTed here, with the taskuuid header; http(s), a valid "
+                    "host and port, never the agent's own address and port"},
 ]
 
 
@@ -46,21 +49,23 @@ def build(agent: Agent) -> dict:
                                    by_alias=True, ref_template=REF)
     schemas = top.get("$defs", {})
     schemas["ErrorReply"] = _ERROR
+    error = {"content": {"application/json": {"schema": {"$ref": REF.format(
+        model="ErrorReply")}}}}
+    errors = {
+        "400": {"description": "malformed JSON or body, or an invalid field (named in error)",
+                **error},
+        "500": {"description": "unexpected agent error (details in the agent log)", **error},
+    }
     paths = {}
     for r in routes:
         body = {"content": {"application/json": {"schema": refs[(r.command, "validation")]}}}
-        reply = {"content": {"application/json": {"schema": refs[(r.reply, "serialization")]}}}
-        errors = {
-            "400": {"description": "malformed JSON or invalid field (named in error)",
-                    "content": {"application/json": {"schema": {"$ref": REF.format(
-                        model="ErrorReply")}}}},
-            "500": {"description": "unexpected agent error (details in the agent log)"},
-        }
+        reply = {"content": {"application/json": {"schema": {"anyOf": [
+            refs[(r.reply, "serialization")], {"$ref": REF.format(model="ErrorReply")}]}}}}
         op: dict = {
             "operationId": r.path.strip("/").replace("/", "_"),
             "summary": r.summary,
             "description": r.description,
-            "requestBody": {"required": False, **body},
+            "requestBody": {"required": True, **body},
         }
         if r.kind == "sync":
             op["responses"] = {"200": {"description": "the reply (success may be false)",

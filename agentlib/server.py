@@ -1,8 +1,10 @@
-"""Run an agent: gunicorn (gthread, one worker, N threads) or the plain debug server.
+"""Run an agent: gunicorn (one worker, N threads) or the plain debug server.
 
 One worker process, on purpose: the agent's named locks, task table and reporter are
 in-process state that must be authoritative for the whole host. The app is built after
-gunicorn forks, so no thread is lost across the fork.
+gunicorn forks, so no thread is lost across the fork. The worker is gthread reading
+each request whole before a thread sees it (:mod:`agentlib.requestbuffer`): slow
+clients cannot occupy the threads, and must send a request within ``request_timeout``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from agentlib import config as cfgmod
 from agentlib import logs
-from agentlib.agent import Agent
+from agentlib.agent import MAX_BODY_BYTES, Agent
 from agentlib.config import AgentConfig
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,8 @@ def main(
         build_app(build, cfg).run(host=cfg.host, port=cfg.port, threaded=True,
                                   use_reloader=False)
     else:
-        serve_gunicorn(lambda: build_app(build, cfg), cfg.host, cfg.port, cfg.threads)
+        serve_gunicorn(lambda: build_app(build, cfg), cfg.host, cfg.port, cfg.threads,
+                       cfg.request_timeout)
 
 
 def build_app(build: Callable[[AgentConfig], Agent | Any], cfg: AgentConfig):
@@ -62,15 +65,21 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 1000)
 
 
-def serve_gunicorn(app_factory: Callable, host: str, port: int, threads: int) -> None:
+def serve_gunicorn(app_factory: Callable, host: str, port: int, threads: int,
+                   request_timeout: float = 10.0) -> None:
     from gunicorn.app.base import BaseApplication
+
+    from agentlib.requestbuffer import BufferingWorker
+
+    worker = type("AgentWorker", (BufferingWorker,), {
+        "request_timeout": request_timeout, "max_body": MAX_BODY_BYTES})
 
     class _App(BaseApplication):
         def load_config(self) -> None:
             settings = {
                 "bind": f"{host}:{port}",
                 "workers": 1,
-                "worker_class": "gthread",
+                "worker_class": worker,
                 "threads": threads,
                 "timeout": 120,
                 "graceful_timeout": 10,

@@ -1,5 +1,9 @@
 """Async commands: accept at once, run in a bounded pool, call back with the reply.
 
+Long commands (host scans, image transfers, migrations, volume copies: registered with
+``long=True``) run on a pool of their own, so that a burst of them cannot delay short
+ones: eight 60 s scans on one shared pool of 8 had a ``/vm/destroy`` wait a minute.
+
 A ``taskuuid`` is run at most once while it is queued or running; when it repeats after
 it finished (the coordinator lost our first answer), the stored reply is delivered again
 instead of doing the work twice.
@@ -45,14 +49,21 @@ class Task:
 
 
 class TaskRunner:
-    def __init__(self, workers: int, retry_seconds: float, keep_finished: int = 1000):
+    def __init__(self, workers: int, retry_seconds: float, keep_finished: int = 1000,
+                 long_workers: int = 4):
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="task")
+        self._long_pool = ThreadPoolExecutor(long_workers, thread_name_prefix="longtask")
+        self._long_paths: set[str] = set()
         self._deliverers = ThreadPoolExecutor(4, thread_name_prefix="callback")
         self._retry_seconds = retry_seconds
         self._keep = keep_finished
         self._lock = threading.Lock()
         self._active: dict[str, Task] = {}
         self._finished: OrderedDict[str, dict] = OrderedDict()
+
+    def run_long(self, path: str) -> None:
+        """Run the commands of ``path`` on the long-task pool."""
+        self._long_paths.add(path)
 
     def submit(
         self, task: Task, work: Callable[[Task], dict]
@@ -68,7 +79,8 @@ class TaskRunner:
                 self._deliver(task, reply)
                 return "redelivered"
             self._active[task.uuid] = task
-            task._future = self._pool.submit(self._run, task, work)
+            pool = self._long_pool if task.path in self._long_paths else self._pool
+            task._future = pool.submit(self._run, task, work)
         return "accepted"
 
     def cancel(self, uuid: str) -> str:
@@ -93,14 +105,16 @@ class TaskRunner:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._long_pool.shutdown(wait=False, cancel_futures=True)
         self._deliverers.shutdown(wait=True)
 
     def _run(self, task: Task, work: Callable[[Task], dict]) -> None:
         with logs.task_context(task.uuid):
             task.started_at = time.monotonic()
             reply = work(task)
-            log.info("%s finished in %.3fs: success=%s", task.path,
-                     time.monotonic() - task.started_at, reply.get("success"))
+            log.info("%s finished: queued %.3fs, ran %.3fs: success=%s", task.path,
+                     task.started_at - task.accepted_at, time.monotonic() - task.started_at,
+                     reply.get("success"))
             with self._lock:
                 self._active.pop(task.uuid, None)
                 self._finish(task, reply)

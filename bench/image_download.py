@@ -40,7 +40,7 @@ from agentlib import shell
 from agentlib.receiver import CallbackReceiver
 from agentlib.ssh import Remote, SshIdentity
 from devcluster import agents, hostnet
-from devcluster.kvmhost import kvmagent_url, start_kvmagent
+from devcluster.kvmhost import kvmagent_url, start_kvmagent, storage_dir
 from devcluster.libvirtd import Libvirtd
 from devcluster.simhost import SimHost
 from devcluster.sshd import authorize_agent, start_sshd
@@ -85,7 +85,7 @@ class Bench:
         self.receiver = CallbackReceiver(host=self.root_ip)
         self.source = root / "source.qcow2"
         self.bs_root = self.b.dir / "bsroot"
-        self.cache = self.k.dir / "localstorage" / "imagecache"
+        self.cache = storage_dir(self.k) / "localstorage" / "imagecache"
         self.size_mib = size_mib
         self.server: http.server.ThreadingHTTPServer | None = None
 
@@ -103,7 +103,8 @@ class Bench:
         start_sshd(self.b)
         port = agents.SERVICES["sftpbsagent"].port
         proc = self.b.spawn("sftpbsagent", agents.argv("sftpbsagent", "0.0.0.0", port,
-                                                       self.b.dir),
+                                                       self.b.dir, "--storage-roots",
+                                                       str(self.bs_root)),
                             self.b.dir / "log" / "sftpbsagent.out")
         self.bs_url = f"http://{self.b.mgmt_address}:{port}"
         agents.wait_ready("sftpbsagent", self.bs_url, proc)

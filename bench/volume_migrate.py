@@ -26,7 +26,7 @@ from agentlib import shell
 from agentlib.receiver import CallbackReceiver
 from agentlib.ssh import Remote, SshIdentity
 from devcluster import hostnet
-from devcluster.kvmhost import kvmagent_url, start_kvmagent
+from devcluster.kvmhost import kvmagent_url, start_kvmagent, storage_dir
 from devcluster.libvirtd import Libvirtd
 from devcluster.simhost import SimHost
 from devcluster.sshd import authorize_agent, start_sshd
@@ -42,7 +42,7 @@ class Bench:
         self.b = SimHost("b", root / "b", self.net.host_ip(2), self.net.mgmt_bridge, {},
                          prefix=self.net.prefix)
         self.receiver = CallbackReceiver(host=self.net.root_ip.split("/")[0])
-        self.a_root, self.b_root = self.a.dir / "localstorage", self.b.dir / "localstorage"
+        self.a_root, self.b_root = (storage_dir(h) / "localstorage" for h in (self.a, self.b))
         self.volume = self.a_root / "rootVolumes" / "bench.qcow2"
         self.size_mib = size_mib
 

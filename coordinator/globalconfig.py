@@ -94,10 +94,10 @@ DEFINITIONS: list[ConfigDef] = [
     ConfigDef("ha", "enable", "true", _bool, "restart NeverStop VMs of lost hosts elsewhere "
               "(false: hosts' self-fencers are cancelled, for planned whole-cluster work)"),
     # bounded so that a peer's scan window (interval x (maxAttempts + 2) + 20 s) stays
-    # within the hour kvmagent's /ha/scanhost accepts
+    # within the 600 s kvmagent's /ha/scanhost accepts (30 x 19 + 20 = 590)
     ConfigDef("ha", "host.selfFencer.interval", "5", _number(float, 0.1, 30),
               "seconds between a host's heartbeats in its Ceph storage"),
-    ConfigDef("ha", "host.selfFencer.maxAttempts", "6", _number(int, 1, 100),
+    ConfigDef("ha", "host.selfFencer.maxAttempts", "6", _number(int, 1, 17),
               "intervals without storage and coordinator before a host destroys its VMs"),
     ConfigDef("gc", "interval", "60", _number(float, 1),
               "seconds between rounds of pending garbage collection jobs (besides the "

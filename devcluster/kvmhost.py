@@ -7,6 +7,8 @@ guests do not boot on this machine kind), against the host's own libvirtd.
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -46,22 +48,47 @@ def kvmagent_url(host: SimHost) -> str:
     return f"http://{host.mgmt_address}:{KVMAGENT_PORT}"
 
 
+def storage_dir(host: SimHost) -> Path:
+    """``host``'s local storage, set up by :func:`start_kvmagent`: test VMs' volumes
+    and boot files live there, as kvmagent only opens files inside a storage root. It is
+    the agent's ``--storage-roots`` (a ``--storage-roots`` in ``extra`` must include
+    it)."""
+    return host.dir / "storage"
+
+
 def start_kvmagent(host: SimHost, *extra: str) -> procs.Proc:
     """Run kvmagent in ``host`` (data dir ``<host dir>/data/kvmagent``) until it answers."""
     proc = host.spawn("kvmagent", agents.argv(
         "kvmagent", "0.0.0.0", KVMAGENT_PORT, host.dir, "--domain-type", "qemu",
-        "--libvirt-uri", "qemu:///system", *extra), host.dir / "log" / "kvmagent.out")
+        "--libvirt-uri", "qemu:///system", "--storage-roots", str(storage_dir(host)),
+        *extra), host.dir / "log" / "kvmagent.out")
     url = kvmagent_url(host)
     procs.wait_for(lambda: requests.post(url + "/host/echo", timeout=1).ok, 30,
                    f"kvmagent in {host.name}", watch=[proc])
+    reply = requests.post(url + "/localstorage/init", json={"path": str(storage_dir(host))},
+                          timeout=30).json()
+    if not reply["success"]:
+        raise RuntimeError(f"kvmagent in {host.name}: {reply['error']}")
     return proc
+
+
+def _in_storage(host: SimHost, path: Path) -> Path:
+    """``path`` (a boot file of the guest image) linked into ``host``'s storage."""
+    linked = storage_dir(host) / "images" / path.name
+    if not linked.exists():
+        linked.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, linked)
+        except OSError:  # another filesystem
+            shutil.copyfile(path, linked)
+    return linked
 
 
 def guest_vm_cmd(host: SimHost, image: GuestImage, vm_uuid: str, mac: str,
                  name: str = "", memory_mib: int = MIN_MEMORY_MIB) -> dict:
     """A StartVmCmd for the test guest on ``host``: kernel boot from ``image``, a new 64 MiB
-    qcow2 root volume under ``<host dir>/volumes``, one NIC on the guest bridge."""
-    root = host.dir / "volumes" / f"{vm_uuid}-root.qcow2"
+    qcow2 root volume under ``<storage>/volumes``, one NIC on the guest bridge."""
+    root = storage_dir(host) / "volumes" / f"{vm_uuid}-root.qcow2"
     root.parent.mkdir(parents=True, exist_ok=True)
     shell.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"])
     return {
@@ -71,7 +98,8 @@ def guest_vm_cmd(host: SimHost, image: GuestImage, vm_uuid: str, mac: str,
                        "installPath": str(root)},
         "nics": [{"uuid": uuid.uuid4().hex, "mac": mac, "bridgeName": GUEST_BRIDGE,
                   "deviceId": 0}],
-        "bootKernel": str(image.kernel), "bootInitrd": str(image.initrd),
+        "bootKernel": str(_in_storage(host, image.kernel)),
+        "bootInitrd": str(_in_storage(host, image.initrd)),
         "bootCmdline": image.cmdline,
     }
 

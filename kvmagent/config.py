@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from agentlib.config import AgentConfig
+from agentlib import storageroot
+from agentlib.config import AgentConfig, ConfigError, PathList
 
 ConsoleMode = Literal["vnc", "spice"]
 CpuMode = Literal["none", "host-model", "host-passthrough"]
@@ -34,3 +35,23 @@ class KvmAgentConfig(AgentConfig):
     stop_timeout: float = Field(
         60.0, gt=0, description="seconds a graceful (ACPI) stop may take before a forced one"
     )
+    storage_roots: PathList = Field(
+        default_factory=lambda: [Path("/zstack_ps")],
+        description="directories under which /localstorage/init and /sharedmountpoint"
+        "primarystorage/connect may set up a storage (comma-separated; system directories "
+        "and the data dir are refused)",
+    )
+    image_roots: PathList = Field(
+        default_factory=list,
+        description="directories VMs may also read ISOs, kernels and initrds from, besides "
+        "the storage roots set up on this host (comma-separated; default: none)",
+    )
+
+    @model_validator(mode="after")
+    def _safe_roots(self):
+        for name in ("storage_roots", "image_roots"):
+            try:
+                storageroot.check_roots(getattr(self, name), self.data_dir)
+            except ValueError as exc:
+                raise ConfigError(f"kvmagent: bad configuration: {name}: {exc}") from None
+        return self

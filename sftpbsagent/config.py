@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from agentlib.config import AgentConfig, PathList
+from agentlib import storageroot
+from agentlib.config import AgentConfig, ConfigError, PathList
 
 
 class SftpBsAgentConfig(AgentConfig):
@@ -28,4 +29,16 @@ class SftpBsAgentConfig(AgentConfig):
     progress_seconds: float = Field(
         5.0, gt=0, description="at most one /progress/report per download this often"
     )
+    storage_roots: PathList = Field(
+        default_factory=lambda: [Path("/zstack_bs")],
+        description="directories under which connect may put the storage (comma-separated; "
+        "system directories and the data dir, which holds the agent's ssh key, are refused)",
+    )
 
+    @model_validator(mode="after")
+    def _safe_roots(self):
+        try:
+            storageroot.check_roots(self.storage_roots, self.data_dir)
+        except ValueError as exc:
+            raise ConfigError(f"sftpbsagent: bad configuration: storage_roots: {exc}") from None
+        return self

@@ -13,4 +13,6 @@ pytest_plugins = [
     "tests.fixtures.sftpbs",
     "tests.fixtures.coordinator",
     "tests.fixtures.storages",
+    "tests.fixtures.isolated",
+    "tests.fixtures.decoys",
 ]

@@ -43,7 +43,7 @@ def register(agent: Agent, client: CephClient, images: RbdImages,
         sweep(agent, images, [pool])
         return stamp(client, BackupInitReply(pool_name=pool, created=created))
 
-    @agent.async_(f"{p}/image/download")
+    @agent.async_(f"{p}/image/download", long=True)
     def download(cmd: DownloadImageCmd, task: Task) -> DownloadImageReply:
         """Stream ``url`` into the RBD image ``installPath`` (qcow2 converted to raw)."""
         dst = RbdPath.parse(cmd.install_path)

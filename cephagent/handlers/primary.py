@@ -80,7 +80,7 @@ def register(agent: Agent, client: CephClient, images: RbdImages,
             images.clone(src, dst)
         return stamp(client, CephReply())
 
-    @agent.async_(f"{p}/volume/flatten")
+    @agent.async_(f"{p}/volume/flatten", long=True)
     def flatten(cmd: FlattenVolumeCmd, task: Task) -> CephReply:
         """Copy the parent's data into the clone so it stands alone (with progress)."""
         path = RbdPath.parse(cmd.install_path)
@@ -98,7 +98,7 @@ def register(agent: Agent, client: CephClient, images: RbdImages,
             progress.done()
         return stamp(client, CephReply())
 
-    @agent.async_(f"{p}/volume/cp")
+    @agent.async_(f"{p}/volume/cp", long=True)
     def cp(cmd: CopyVolumeCmd, task: Task) -> CephReply:
         """A full copy of image or snapshot ``srcPath`` at ``dstPath``."""
         src, dst = RbdPath.parse(cmd.src_path), RbdPath.parse(cmd.dst_path)

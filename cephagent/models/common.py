@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from agentlib.callbackurl import CallbackUrl
 from agentlib.models import AgentCommand, AgentReply
 from agentlib.types import Uuid
 from cephagent.drivers.paths import NAME, RbdPath
@@ -73,7 +74,7 @@ class StorageCmd(AgentCommand):
 class ConnectCmd(StorageCmd):
     """``sendCommandUrl``: where progress reports go (kept across agent restarts)."""
 
-    send_command_url: AnyHttpUrl | None = None
+    send_command_url: CallbackUrl | None = None
 
 
 class ConnectReply(CephReply):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from agentlib.models import AgentCommand
 from cephagent.models.common import (
@@ -59,7 +59,7 @@ class FactsReply(CephReply):
 
 class AddPoolCmd(AgentCommand):
     pool_name: PoolName
-    is_create: bool = False
+    is_create: StrictBool = False
 
 
 class CreateEmptyVolumeCmd(AgentCommand):

@@ -2,20 +2,25 @@
 and shared mount points (from ``/sharedmountpointprimarystorage/connect``).
 
 Kept in the data dir, so a restarted agent still serves them, and still refuses any
-volume path outside all of them, before the coordinator reconnects it.
+volume path outside all of them, before the coordinator reconnects it. A kept root that
+is a system directory or holds the data dir (recorded by an older agent that did not
+check) is dropped on reading, so it is never served again.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
 
-from agentlib import jsonfile
+from agentlib import jsonfile, storageroot
 from kvmagent.drivers.filestorage import FileStorage, OutsideRoot, StorageError
 
 _KEY = {False: "localStorage", True: "sharedMountPoint"}
 _HOW = {False: "/localstorage/init", True: "/sharedmountpointprimarystorage/connect"}
+
+log = logging.getLogger(__name__)
 
 
 class StorageRoots:
@@ -23,7 +28,17 @@ class StorageRoots:
         self._file = Path(state_file)
         self._lock = threading.Lock()
         state = jsonfile.read(self._file, {})
-        self._roots = {shared: list(state.get(key, [])) for shared, key in _KEY.items()}
+        self._roots = {shared: [r for r in state.get(key, []) if self._safe(r)]
+                       for shared, key in _KEY.items()}
+
+    def _safe(self, root: str) -> bool:
+        try:
+            storageroot.refuse_system(root, self._file.parent)
+        except ValueError as exc:
+            log.warning("no longer serving the storage root %s kept in %s: %s", root,
+                        self._file, exc)
+            return False
+        return True
 
     def add(self, storage: FileStorage) -> None:
         """Remember ``storage`` (after its ``init()`` succeeded)."""
@@ -60,3 +75,18 @@ class StorageRoots:
             raise OutsideRoot(f"{install_path} is outside every storage root of this host "
                               f"({roots})")
         return max(inside, key=lambda s: len(s.real_root))
+
+    def find_readable(self, path: str | Path, image_roots: list[Path]) -> Path:
+        """The real path of a file a VM only reads (ISO, kernel, initrd): inside one of
+        the operator's ``image_roots`` or a storage root of this host."""
+        for root in image_roots:
+            try:
+                return storageroot.resolve_inside(root, path, "image")
+            except ValueError:
+                continue
+        try:
+            storage = self.find(path)
+        except StorageError as exc:
+            where = ", ".join(map(str, image_roots))
+            raise OutsideRoot(f"{exc}{f' or image root ({where})' if where else ''}") from None
+        return storage.resolve(path)

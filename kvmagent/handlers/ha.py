@@ -50,7 +50,7 @@ def register(agent: Agent, fencers: SelfFencers) -> None:
         """Every fencer's heartbeat counter, failures, last coordinator contact, fencing."""
         return SelfFencerStatusReply(fencers=[FencerStatus(**s) for s in fencers.status()])
 
-    @agent.async_("/ha/scanhost")
+    @agent.async_("/ha/scanhost", long=True)
     def scanhost(cmd: ScanHostCmd, task: Task) -> ScanHostReply:
         """Is ``targetIp:targetPort`` reachable, and is the target's heartbeat Alive
         (moving), Stale (still for ``window`` seconds) or Missing?"""

@@ -16,12 +16,14 @@ IDE cdrom cannot be hot-plugged on the i440fx machine.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from agentlib.agent import Agent
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.devices import DeviceDriver
 from kvmagent.drivers.vms import VmDriver
-from kvmagent.hostchecks import require_bridge, require_file
+from kvmagent.handlers.localstorage import STATE_FILE
+from kvmagent.hostchecks import VmFiles, require_bridge, require_file
 from kvmagent.models.hotplug import (
     AttachIsoCmd,
     DetachIsoCmd,
@@ -36,11 +38,16 @@ log = logging.getLogger(__name__)
 
 def register(agent: Agent, vms: VmDriver, cfg: KvmAgentConfig) -> None:
     devices = DeviceDriver(vms)
+    files = VmFiles(Path(cfg.data_dir) / STATE_FILE, cfg.image_roots)
+
+    def check_volume(cmd: VolumeDeviceCmd) -> None:
+        if cmd.volume.device_type == "file":
+            files.volume("volume.installPath", cmd.volume.install_path)
 
     def lock(vm_uuid: str):
         return agent.locks.hold(f"vm:{vm_uuid}")
 
-    @agent.async_("/vm/attachdatavolume")
+    @agent.async_("/vm/attachdatavolume", check=check_volume)
     def attach_data_volume(cmd: VolumeDeviceCmd) -> DeviceReply:
         """Plug a data volume (file or Ceph) into a running VM at the target its
         deviceId names (1 = vdb); already there = success."""
@@ -76,7 +83,7 @@ def register(agent: Agent, vms: VmDriver, cfg: KvmAgentConfig) -> None:
             detached = devices.detach_nic(cmd.vm_uuid, cmd.nic.mac)
         return DeviceReply(device=cmd.nic.mac.lower(), unchanged=not detached)
 
-    @agent.async_("/vm/iso/attach")
+    @agent.async_("/vm/iso/attach", check=lambda cmd: files.readable("iso.path", cmd.iso.path))
     def attach_iso(cmd: AttachIsoCmd) -> DeviceReply:
         """Put an ISO into the VM's cdrom drive (which it must have been started with)."""
         require_file("iso.path", cmd.iso.path)

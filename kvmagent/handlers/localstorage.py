@@ -2,7 +2,9 @@
 
 Paths are checked twice: the models refuse malformed ones (400), and each path must lie
 inside a storage root this host set up (``/localstorage/init``, ``.../connect``), else
-the command fails naming the field and the roots, before anything is touched. Work on
+the command fails naming the field and the roots, before anything is touched. A root
+itself must lie inside the operator's ``--storage-roots`` and be no system directory
+(a 400 naming the field): a command alone never makes ``/etc`` a storage. Work on
 one volume holds the lock ``volume:<path>``.
 """
 
@@ -12,9 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from agentlib import storageroot
 from agentlib.agent import Agent
-from agentlib.config import AgentConfig
-from agentlib.errors import AgentError
+from agentlib.errors import AgentError, BadRequest
+from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.filestorage import FileStorage, StorageError
 from kvmagent.drivers.storage_roots import StorageRoots
 from kvmagent.models.storage import (
@@ -50,8 +53,16 @@ def _capacity(storage: FileStorage) -> CapacityReply:
     return CapacityReply(total_capacity=total, available_capacity=available)
 
 
-def register(agent: Agent, config: AgentConfig) -> None:
+def register(agent: Agent, config: KvmAgentConfig) -> None:
     roots = StorageRoots(Path(config.data_dir) / STATE_FILE)
+
+    def new_storage(field: str, path: str, *, shared: bool) -> FileStorage:
+        """A storage at ``path``, which must be allowed by ``--storage-roots``."""
+        try:
+            storageroot.allowed_root(path, config.storage_roots, config.data_dir)
+        except ValueError as exc:
+            raise BadRequest(f"{field}: {exc}") from None
+        return FileStorage(path, shared=shared)
 
     def locate(field: str, path: str, *, shared: bool | None,
                mount_point: str | None = None) -> tuple[FileStorage, Path]:
@@ -91,7 +102,7 @@ def register(agent: Agent, config: AgentConfig) -> None:
     @agent.sync("/localstorage/init")
     def init(cmd: LocalStorageInitCmd) -> CapacityReply:
         """Create the local storage root if missing and keep volumes under it."""
-        storage = FileStorage(cmd.path)
+        storage = new_storage("path", cmd.path, shared=False)
         with about_field("path"):
             storage.init()
         roots.add(storage)
@@ -142,7 +153,7 @@ def register(agent: Agent, config: AgentConfig) -> None:
     @agent.sync(f"{SMP}/connect")
     def smp_connect(cmd: MountPointCmd) -> CapacityReply:
         """Serve volumes under an already mounted shared filesystem (checked writable)."""
-        storage = FileStorage(cmd.mount_point, shared=True)
+        storage = new_storage("mountPoint", cmd.mount_point, shared=True)
         with about_field("mountPoint"):
             storage.init()
         roots.add(storage)

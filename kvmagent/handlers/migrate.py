@@ -19,7 +19,7 @@ from kvmagent.models.migrate import MigrateVmCmd
 def register(agent: Agent, vms: VmDriver) -> None:
     migrations = MigrationDriver(vms)
 
-    @agent.async_("/vm/migrate")
+    @agent.async_("/vm/migrate", long=True)
     def migrate(cmd: MigrateVmCmd, task: Task) -> AgentReply:
         """Live-migrate a running VM to ``destHostIp``; aborted after ``timeout``."""
         with agent.locks.hold(f"vm:{cmd.vm_uuid}"):

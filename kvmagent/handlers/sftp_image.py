@@ -40,7 +40,7 @@ def register(agent: Agent, config: AgentConfig) -> None:
         return SftpImageReply(md5_sum=t.md5, actual_size=t.actual_size, size=t.virtual_size,
                               format=t.format, reused=t.reused)
 
-    @agent.async_("/localstorage/sftp/download")
+    @agent.async_("/localstorage/sftp/download", long=True)
     def download(cmd: SftpDownloadCmd, task: Task) -> SftpImageReply:
         """Pull an image from the backup storage into the image cache over ssh, verified
         (md5, size, qemu-img) and read-only; an image already cached is reused."""
@@ -53,7 +53,7 @@ def register(agent: Agent, config: AgentConfig) -> None:
                                          target, progress, task.check_cancelled,
                                          cmd.md5_sum, cmd.actual_size))
 
-    @agent.async_("/localstorage/sftp/upload")
+    @agent.async_("/localstorage/sftp/upload", long=True)
     def upload(cmd: SftpUploadCmd, task: Task) -> SftpImageReply:
         """Push a volume no VM is running on (flattened if it has a backing chain) to
         the backup storage as a new image, verified by md5 on both sides."""

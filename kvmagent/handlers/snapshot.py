@@ -94,7 +94,7 @@ def register(agent: Agent, vms: VmDriver, cfg: AgentConfig) -> None:
                                  new_volume_install_path=str(overlay),
                                  size=volume.stat().st_size)
 
-    @agent.async_("/vm/volume/mergesnapshot")
+    @agent.async_("/vm/volume/mergesnapshot", long=True)
     def merge_snapshot(cmd: MergeSnapshotCmd, task: Task) -> AgentReply:
         """Merge snapshots into the volume (a block pull while its VM runs).
 

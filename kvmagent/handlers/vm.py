@@ -13,7 +13,8 @@ from agentlib.errors import AgentError
 from agentlib.models import EmptyCommand
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.vms import VmDriver
-from kvmagent.hostchecks import require_bridge, require_file
+from kvmagent.handlers.localstorage import STATE_FILE
+from kvmagent.hostchecks import VmFiles, require_bridge, require_file
 from kvmagent.models.vm import (
     CheckVmStateCmd,
     CheckVmStateReply,
@@ -28,27 +29,42 @@ from kvmagent.models.vm import (
 from kvmagent.vmspec import domain_for
 
 
+def _volume_files(cmd: StartVmCmd) -> dict[str, str]:
+    """field -> path of each file volume (Ceph volumes are not files)."""
+    volumes = {"rootVolume": cmd.root_volume} | {
+        f"dataVolumes.{i}": v for i, v in enumerate(cmd.data_volumes)}
+    return {f"{k}.installPath": v.install_path for k, v in volumes.items()
+            if v.device_type == "file"}
+
+
+def _read_only_files(cmd: StartVmCmd) -> dict[str, str]:
+    return {k: v for k, v in (("isoPath", cmd.iso_path), ("bootKernel", cmd.boot_kernel),
+                              ("bootInitrd", cmd.boot_initrd)) if v}
+
+
 def check_host_resources(cmd: StartVmCmd) -> None:
     """What the model cannot check: the bridges and volume files exist on this host."""
     for i, nic in enumerate(cmd.nics):
         require_bridge(f"nics.{i}.bridgeName", nic.bridge_name)
-    volumes = {"rootVolume": cmd.root_volume} | {
-        f"dataVolumes.{i}": v for i, v in enumerate(cmd.data_volumes)}
-    files = {f"{k}.installPath": v.install_path for k, v in volumes.items()
-             if v.device_type == "file"}
-    files |= {k: v for k, v in (("isoPath", cmd.iso_path), ("bootKernel", cmd.boot_kernel),
-                                ("bootInitrd", cmd.boot_initrd)) if v}
-    for field, path in files.items():
+    for field, path in (_volume_files(cmd) | _read_only_files(cmd)).items():
         require_file(field, path)
 
 
 def register(agent: Agent, vms: VmDriver, cfg: KvmAgentConfig) -> None:
     console_dir = Path(cfg.data_dir) / "consoles"
+    files = VmFiles(Path(cfg.data_dir) / STATE_FILE, cfg.image_roots)
+
+    def check_files(cmd: StartVmCmd) -> None:
+        """Every file the VM opens lies in this host's storage (or image roots)."""
+        for field, path in _volume_files(cmd).items():
+            files.volume(field, path)
+        for field, path in _read_only_files(cmd).items():
+            files.readable(field, path)
 
     def lock(vm_uuid: str):
         return agent.locks.hold(f"vm:{vm_uuid}")
 
-    @agent.async_("/vm/start")
+    @agent.async_("/vm/start", check=check_files)
     def start(cmd: StartVmCmd) -> StartVmReply:
         """Start a VM from its full description; already running the same = success."""
         check_host_resources(cmd)

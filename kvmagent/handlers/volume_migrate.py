@@ -53,7 +53,7 @@ def register(agent: Agent, config: KvmAgentConfig, libvirt_conn: LibvirtConnecti
                      config.authorized_keys)
         return AuthorizeKeyReply(added=added)
 
-    @agent.async_("/localstorage/volume/migrate")
+    @agent.async_("/localstorage/volume/migrate", long=True)
     def migrate(cmd: MigrateVolumeCmd, task: Task) -> MigrateVolumeReply:
         """Copy volumes with their backing chains (snapshots, image cache) to another
         host over ssh, verified by sha256; a failure leaves nothing there."""

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -120,7 +121,7 @@ class DhcpEntry(AgentCommand):
     gateway: EntryIPv4 | None = None
     dns: list[EntryIPv4] = []
     dns_domain: Hostname = ""
-    is_default_l3_network: bool = Field(
+    is_default_l3_network: StrictBool = Field(
         True, description="only the VM's default L3 gives it a default route and DNS")
 
 
@@ -135,7 +136,7 @@ class ApplyDhcpCmd(BulkCommand):
     """``apply``/``batchApply``: add or replace entries (``rebuild``: exactly these)."""
 
     dhcp: list[DhcpEntry] = []
-    rebuild: bool = False
+    rebuild: StrictBool = False
 
 
 class BatchApplyDhcpCmd(ApplyDhcpCmd):

@@ -92,11 +92,17 @@ class SelfFencerStatusReply(AgentReply):
     fencers: list[FencerStatus] = []
 
 
+MAX_SCAN_WINDOW = 600.0
+"""A scan holds a long-task thread for its window: 10 x the default (5 s x (6 + 2) + 20 s);
+the coordinator's fencer settings are bounded to stay within it."""
+
+
 class ScanHostCmd(CephAccess):
     target_host_uuid: Uuid
     target_ip: IPv4
     target_port: StrictInt = Field(7070, ge=1, le=65535, description="the target's kvmagent port")
-    window: StrictFloat = Field(ge=0.1, le=3600, description="seconds to watch the heartbeat")
+    window: StrictFloat = Field(ge=0.1, le=MAX_SCAN_WINDOW,
+                                description="seconds to watch the heartbeat")
     interval: StrictFloat = Field(1.0, ge=0.05, le=600, description="seconds between reads")
 
 

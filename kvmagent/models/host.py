@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl
-
+from agentlib.callbackurl import CallbackUrl
 from agentlib.models import AgentCommand, AgentReply
 from agentlib.types import Uuid
 
 
 class ConnectCmd(AgentCommand):
     host_uuid: Uuid
-    send_command_url: AnyHttpUrl
+    send_command_url: CallbackUrl
 
 
 class PingReply(AgentReply):

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from agentlib.models import AgentCommand
-from agentlib.types import IPv4, Uuid
+from agentlib.types import IPv4, Timeout, Uuid
 
 StorageMigrationPolicy = Literal["shared", "copy"]
 
@@ -18,4 +18,4 @@ class MigrateVmCmd(AgentCommand):
     storage_migration_policy: StorageMigrationPolicy = Field(
         "shared", description="shared: every disk is visible on the destination; copy: "
         "local file disks are copied (the destination file must already exist)")
-    timeout: float = Field(300, gt=0, description="seconds before the migration is aborted")
+    timeout: Timeout = Field(300, description="seconds before the migration is aborted")

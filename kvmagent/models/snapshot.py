@@ -7,10 +7,10 @@ the volume's VM is stopped (ZStack sends ``""``, which is read as absent).
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from agentlib.models import AgentCommand, AgentReply
-from agentlib.types import AbsPath, Uuid
+from agentlib.types import AbsPath, Timeout, Uuid
 from kvmagent.models.vm import VolumeTO
 
 
@@ -18,7 +18,7 @@ class VolumeSnapshotCmd(AgentCommand):
     vm_uuid: Uuid | None = None
     """The VM the volume is attached to; its state decides between libvirt and qemu-img."""
     volume: VolumeTO
-    timeout: float = Field(1800, gt=0, description="seconds a running VM's block pull (a "
+    timeout: Timeout = Field(1800, description="seconds a running VM's block pull (a "
                            "merge, or flattening for a full snapshot) may take before it "
                            "is aborted (zfleet extension)")
 
@@ -42,7 +42,7 @@ class TakeSnapshotCmd(VolumeSnapshotCmd):
     install_path: AbsPath = Field(description="the new volume file (the overlay)")
     volume_install_path: AbsPath | None = None
     """ZStack sends the volume's current file here too; it must be volume.installPath."""
-    full_snapshot: bool = Field(False, description="true: the snapshot gets no backing file "
+    full_snapshot: StrictBool = Field(False, description="true: the snapshot gets no backing file "
                                 "(the volume is flattened first); false: an incremental one")
 
     @model_validator(mode="after")
@@ -76,7 +76,7 @@ class MergeSnapshotCmd(VolumeSnapshotCmd):
 
     src_path: AbsPath | None = None
     dest_path: AbsPath
-    full_rebase: bool = False
+    full_rebase: StrictBool = False
 
     @model_validator(mode="after")
     def _consistent(self):

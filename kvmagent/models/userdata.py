@@ -7,10 +7,10 @@ User data beyond :data:`MAX_USERDATA_BYTES` is refused naming the field, nothing
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from agentlib.models import AgentCommand, AgentReply
-from agentlib.types import IPv4, LinkName, MacAddress, SafeName
+from agentlib.types import IPv4, LinkName, MacAddress, Port, SafeName
 from kvmagent.models.dhcp import Hostname
 
 MAX_USERDATA_BYTES = 64 * 1024
@@ -35,7 +35,7 @@ class UserdataTO(AgentCommand):
     vm_mac: MacAddress | None = Field(
         None, description="zfleet: the NIC's MAC (default: the DHCP entry of vmIp)")
     dhcp_server_ip: IPv4 | None = None
-    port: int = 80
+    port: Port = 80
 
     @field_validator("userdata")
     @classmethod
@@ -59,7 +59,7 @@ class ApplyUserdataCmd(AgentCommand):
 
 class BatchApplyUserdataCmd(AgentCommand):
     userdata: list[UserdataTO] = []
-    rebuild: bool = Field(False, description="each namespace named serves exactly these VMs")
+    rebuild: StrictBool = Field(False, description="each namespace named serves exactly these VMs")
 
 
 class ReleaseUserdataCmd(AgentCommand):

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from agentlib.models import AgentCommand, AgentReply
-from agentlib.types import AbsPath, DisplayName, LinkName, MacAddress, SafeName, Uuid, VolumePath
+from agentlib.types import (
+    AbsPath,
+    DisplayName,
+    LinkName,
+    MacAddress,
+    Port,
+    SafeName,
+    Timeout,
+    Uuid,
+    VolumePath,
+)
 from kvmagent.config import CacheMode, ConsoleMode, CpuMode
 
 VmState = Literal["Running", "Stopped", "Paused", "Crashed", "Unknown"]
@@ -15,7 +25,7 @@ VmState = Literal["Running", "Stopped", "Paused", "Crashed", "Unknown"]
 
 class MonInfo(AgentCommand):
     hostname: SafeName
-    port: int = Field(6789, ge=1, le=65535)
+    port: Port = 6789
 
 
 class VolumeTO(AgentCommand):
@@ -26,7 +36,7 @@ class VolumeTO(AgentCommand):
     device_id: int = Field(ge=0, le=25)
     device_type: Literal["file", "ceph"] = "file"
     format: Literal["qcow2", "raw"] = "qcow2"
-    use_virtio: bool = True
+    use_virtio: StrictBool = True
     cache_mode: CacheMode | None = None
     secret_uuid: Uuid | None = None  # ceph: the libvirt secret from /vm/createcephsecret
     mon_info: list[MonInfo] = []  # ceph: the mons qemu connects to
@@ -64,7 +74,7 @@ class StartVmCmd(AgentCommand):
     data_volumes: list[VolumeTO] = []
     iso_path: AbsPath | None = None
     nics: list[NicTO] = []
-    timeout: float = Field(300, gt=0, description="seconds")
+    timeout: Timeout = Field(300, description="seconds")
     console_password: DisplayName | None = Field(None, max_length=64)
     console_mode: ConsoleMode | None = None
     cpu_mode: CpuMode | None = None
@@ -104,7 +114,7 @@ class VmCmd(AgentCommand):
     """stop, reboot, destroy, pause, resume: one VM by uuid."""
 
     uuid: Uuid
-    timeout: float | None = Field(None, gt=0, description="seconds for a graceful stop")
+    timeout: Timeout | None = Field(None, description="seconds for a graceful stop")
 
 
 class VmStateReply(AgentReply):

@@ -2,9 +2,11 @@
 delete, getimagesize, gethash, sshkey and garbage.
 
 The storage root comes from ``connect`` and is kept in the data dir, so a restarted
-agent serves the same root before the coordinator reconnects it. Work on one image
-holds the lock ``image:<path>``: a repeated download of the same path waits for the
-first and then finds the image there.
+agent serves the same root before the coordinator reconnects it. It must lie inside the
+operator's ``--storage-roots`` and be no system directory, nor hold or lie in the data
+dir (its identity and ssh key): ``garbage`` lists and deletes everything under it. Work
+on one image holds the lock ``image:<path>``: a repeated download of the same path waits
+for the first and then finds the image there.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import logging
 import os
 from pathlib import Path
 
+from agentlib import storageroot
 from agentlib.agent import Agent
-from agentlib.errors import AgentError
+from agentlib.errors import AgentError, BadRequest
 from agentlib.identity import Identity
 from agentlib.models import AuthorizeKeyCmd, AuthorizeKeyReply, EmptyCommand
 from agentlib.progress import ProgressBoard, ProgressReply
@@ -57,10 +60,20 @@ def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
     downloaders: dict[str, Downloader] = {}
     agent.reporter.url = identity.get("sendCommandUrl")  # reports survive a restart
 
+    def allowed(field: str, root: str) -> None:
+        try:
+            storageroot.allowed_root(root, cfg.storage_roots, cfg.data_dir)
+        except ValueError as exc:
+            raise BadRequest(f"{field}: {exc}") from None
+
     def store() -> ImageStore:
         root = identity.get("storagePath")
         if root is None:
             raise AgentError(f"this backup storage is not connected yet: {P}/connect first")
+        try:  # kept by an older agent, or --storage-roots changed since
+            allowed("storagePath", root)
+        except BadRequest as exc:
+            raise AgentError(f"the connected {exc}: {P}/connect another") from None
         return ImageStore(root)
 
     def downloader() -> Downloader:
@@ -84,6 +97,7 @@ def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
     @agent.sync(f"{P}/connect")
     def connect(cmd: ConnectCmd) -> PingReply:
         """Serve images under ``storagePath`` (created if missing, must be writable)."""
+        allowed("storagePath", cmd.storage_path)
         try:
             ImageStore(cmd.storage_path).init()
         except StoreError as exc:
@@ -100,7 +114,7 @@ def register(agent: Agent, cfg: SftpBsAgentConfig) -> None:
         reply = PingReply(uuid=identity.get("uuid"), storage_path=identity.get("storagePath"))
         return capacity(reply) if reply.storage_path else reply
 
-    @agent.async_(f"{P}/download")
+    @agent.async_(f"{P}/download", long=True)
     def download(cmd: DownloadCmd, task: Task) -> ImageReply:
         """Fetch an http/https/file/sftp URL to ``installPath``: streamed, md5-summed,
         inspected with qemu-img, renamed into place read-only. Cancellable; a failure

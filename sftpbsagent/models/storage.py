@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, AliasChoices, Field, StringConstraints
+from pydantic import AfterValidator, AliasChoices, Field, StrictBool, StringConstraints
 
+from agentlib.callbackurl import CallbackUrl
 from agentlib.models import AgentCommand, AgentReply
 from agentlib.types import AbsPath, SafeName, Uuid
 
@@ -36,7 +37,7 @@ class ConnectCmd(AgentCommand):
 
     storage_path: AbsPath
     uuid: Uuid | None = None
-    send_command_url: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    send_command_url: CallbackUrl | None = None
 
 
 class PingReply(CapacityReply):
@@ -98,7 +99,7 @@ class GarbageCmd(AgentCommand):
     knows on this storage) owns; ``remove`` deletes them."""
 
     install_paths: list[AbsPath] = Field(default_factory=list, max_length=1_000_000)
-    remove: bool = False
+    remove: StrictBool = False
 
 
 class GarbageReply(CapacityReply):

@@ -9,6 +9,7 @@ import pytest
 
 from devcluster import democloud
 from devcluster.guestimage import MIN_MEMORY_MIB
+from devcluster.kvmhost import storage_dir
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ def test_a_vm_on_local_storage_boots_from_an_image_pulled_from_sftp(
     api("AttachNetworkServiceToL3Network", l3NetworkUuid=l3,
         networkServices={"Flat": ["DHCP", "Userdata"]})
     ps = api("AddLocalPrimaryStorage", name="local", zoneUuid=zone,
-             url=str(host.dir / "local-ps"))["inventory"]["uuid"]
+             url=str(storage_dir(host) / "local-ps"))["inventory"]["uuid"]
     api("AttachPrimaryStorageToCluster", primaryStorageUuid=ps, clusterUuid=cluster)
     bs = api("AddSftpBackupStorage", name="sftp", hostname=sftpbs_host.host.mgmt_address,
              url=str(sftpbs_host.root))["inventory"]
@@ -48,7 +49,7 @@ def test_a_vm_on_local_storage_boots_from_an_image_pulled_from_sftp(
                instanceOfferingUuid=offering, l3NetworkUuids=[l3])["inventory"]
            for i in range(2)]
     root = vms[0]["allVolumes"][0]
-    assert root["installPath"].startswith(str(host.dir / "local-ps"))
+    assert root["installPath"].startswith(str(storage_dir(host) / "local-ps"))
     [cache] = api.ctx.db.find("image_cache", "image_uuid = ?", (image["uuid"],))
     assert cache["host_uuid"] == vms[0]["hostUuid"]  # pulled once, for both VMs
     info = host.run(["qemu-img", "info", "-U", root["installPath"]]).stdout
@@ -110,7 +111,8 @@ def test_a_stopped_vms_local_root_volume_moves_to_another_host_and_starts_there(
         libvirtd_factory(host)
         start_sshd(host)
         hosts.append(democloud.prepare_kvm_host(
-            host, *AGENT_FLAGS, "--authorized-keys", str(authorized_keys(host))))
+            host, *AGENT_FLAGS, "--authorized-keys", str(authorized_keys(host)),
+            "--storage-roots", f"{storage_dir(host)},{ps_path}"))
     shutil.copyfile(guest_disk.qcow2, sftpbs_host.images.directory / "guest.qcow2")
     zone = api("CreateZone", name="z")["inventory"]["uuid"]
     cluster = api("CreateCluster", name="c", zoneUuid=zone)["inventory"]["uuid"]

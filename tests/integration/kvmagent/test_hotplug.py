@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from devcluster.guestconsole import HOTPLUG, UNPLUG
+from devcluster.kvmhost import storage_dir
 from kvmagent.drivers.domain import parse_domain
 from tests.fixtures.ceph import admin_key
 
@@ -31,7 +32,7 @@ def live(kvm, vm):
 
 
 def volume(kvm, name: str, device_id: int = 1, size: str = "32M") -> dict:
-    path = kvm.host.dir / "volumes" / f"{name}.qcow2"
+    path = storage_dir(kvm.host) / "volumes" / f"{name}.qcow2"
     path.parent.mkdir(exist_ok=True)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
     return {"volumeUuid": uuid.uuid4().hex, "deviceId": device_id, "installPath": str(path)}
@@ -88,7 +89,7 @@ def test_data_volume_attach_is_seen_idempotent_and_detaches(kvm_host):
     assert again == {"success": True, "error": "", "device": "", "unchanged": True}
 
     # this VM was started without a cdrom: an ISO cannot be inserted, ejecting is a no-op
-    iso = kvm_host.host.dir / "some.iso"
+    iso = storage_dir(kvm_host.host) / "some.iso"
     iso.write_bytes(b"\0" * 2048)
     reply = kvm_host.call_async("/vm/iso/attach", {"vmUuid": vm, "iso": {"path": str(iso)}})
     assert reply["success"] is False
@@ -162,7 +163,7 @@ def test_iso_attach_changes_the_cdrom_media_and_detach_empties_it(kvm_host):
 
     assert (cdrom().target, cdrom().path, cdrom().boot_order) == ("hdc", None, 2)
     # no ISO tool is installed here; any file is media to libvirt and qemu
-    iso = kvm_host.host.dir / "tools.iso"
+    iso = storage_dir(kvm_host.host) / "tools.iso"
     iso.write_bytes(b"\0" * (2048 * 16))
     body = {"vmUuid": vm, "iso": {"isoUuid": uuid.uuid4().hex, "path": str(iso)}}
     sent = time.monotonic()
@@ -172,9 +173,9 @@ def test_iso_attach_changes_the_cdrom_media_and_detach_empties_it(kvm_host):
     assert (cdrom().path, cdrom().boot_order, cdrom().readonly) == (str(iso), 2, True)
     assert kvm_host.call_async("/vm/iso/attach", body)["unchanged"] is True
 
-    missing = {"vmUuid": vm, "iso": {"path": "/nonexistent/x.iso"}}
+    missing = {"vmUuid": vm, "iso": {"path": str(iso.parent / "x.iso")}}
     reply = kvm_host.call_async("/vm/iso/attach", missing)
-    assert reply["error"] == "iso.path: no such file on this host: /nonexistent/x.iso"
+    assert reply["error"] == f"iso.path: no such file on this host: {iso.parent}/x.iso"
     assert cdrom().path == str(iso)
 
     reply = kvm_host.call_async("/vm/iso/detach", {"vmUuid": vm, "isoUuid": uuid.uuid4().hex})
@@ -212,12 +213,14 @@ def test_bad_hotplug_commands_fail_naming_the_vm_or_the_field(kvm_host):
     r = kvm_host.post_async("/vm/attachnic", {"nic": {}})
     assert r.status_code == 400 and r.json()["error"].startswith("vmUuid: Field required")
 
-    missing = {**data, "installPath": "/nonexistent/data.qcow2"}
+    storage = storage_dir(kvm_host.host)
+    missing = {**data, "installPath": f"{storage}/nonexistent/data.qcow2"}
     reply = kvm_host.call_async("/vm/attachdatavolume", {"vmUuid": vm, "volume": missing})
     assert reply["error"] == "volume.installPath: no such file on this host: " \
-                             "/nonexistent/data.qcow2"
+                             f"{storage}/nonexistent/data.qcow2"
     nic = {"uuid": vm, "mac": "52:54:00:10:00:03", "bridgeName": "nosuchbr", "deviceId": 1}
     reply = kvm_host.call_async("/vm/attachnic", {"vmUuid": vm, "nic": nic})
     assert reply["error"] == "nic.bridgeName: no bridge 'nosuchbr' on this host"
-    reply = kvm_host.call_async("/vm/iso/attach", {"vmUuid": vm, "iso": {"path": "/no.iso"}})
-    assert reply["error"] == "iso.path: no such file on this host: /no.iso"
+    reply = kvm_host.call_async("/vm/iso/attach", {"vmUuid": vm,
+                                                   "iso": {"path": f"{storage}/no.iso"}})
+    assert reply["error"] == f"iso.path: no such file on this host: {storage}/no.iso"

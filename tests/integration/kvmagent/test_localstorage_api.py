@@ -3,6 +3,8 @@ tmp_path; hostile input is a 400 or a failure naming the field, and creates noth
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,9 +13,10 @@ import pytest
 import requests
 
 from agentlib.agent import Agent
-from agentlib.config import AgentConfig
+from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers import qemu_img
 from kvmagent.handlers import localstorage
+from kvmagent.handlers.localstorage import STATE_FILE
 from tests.fixtures.agents import ServedAgent
 
 pytestmark = pytest.mark.integration
@@ -22,9 +25,12 @@ MiB = 1 << 20
 SMP = "/sharedmountpointprimarystorage"
 
 
-def build(data_dir: Path) -> Agent:
-    """kvmagent with only the storage handlers (kvmagent.app.build also needs libvirtd)."""
-    cfg = AgentConfig(data_dir=data_dir, task_workers=2, callback_retry_seconds=5)
+def build(base: Path) -> Agent:
+    """kvmagent with only the storage handlers (kvmagent.app.build also needs libvirtd):
+    its data dir is ``base/data``; it may set up storage under ``base/ps`` and
+    ``base/mnt`` (``--storage-roots``)."""
+    cfg = KvmAgentConfig(data_dir=base / "data", task_workers=2, callback_retry_seconds=5,
+                         storage_roots=[base / "ps", base / "mnt"])
     agent = Agent("kvmagent", cfg)
     localstorage.register(agent, cfg)
     return agent
@@ -50,7 +56,7 @@ class Client:
 
 @pytest.fixture
 def served(tmp_path) -> Iterator[ServedAgent]:
-    s = ServedAgent(build(tmp_path / "data"))
+    s = ServedAgent(build(tmp_path))
     try:
         yield s
     finally:
@@ -74,7 +80,7 @@ def fixed_root(tmp_path_factory) -> Iterator[tuple[Client, Path]]:
     """One agent and root for the many requests that must change nothing (a served
     agent takes 0.5 s to stop)."""
     base = tmp_path_factory.mktemp("storage")
-    s = ServedAgent(build(base / "data"))
+    s = ServedAgent(build(base))
     try:
         api = Client(s)
         api.ok("/localstorage/init", {"path": str(base / "ps")})
@@ -146,7 +152,7 @@ def test_storage_roots_survive_an_agent_restart(served, api, root, tmp_path):
     vol = root / "v.qcow2"
     api.ok("/localstorage/volume/createempty", {"installUrl": str(vol), "size": MiB})
     served.close()
-    again = ServedAgent(build(tmp_path / "data"))
+    again = ServedAgent(build(tmp_path))
     try:
         api2 = Client(again)
         assert api2.ok("/localstorage/getphysicalcapacity")["totalCapacity"] > 0
@@ -241,3 +247,82 @@ def test_openapi_lists_the_storage_endpoints(served):
             "/localstorage/delete", "/volume/resize", f"{SMP}/connect", f"{SMP}/getcapacity",
             f"{SMP}/createrootvolume", f"{SMP}/createemptyvolume", f"{SMP}/delete"} <= set(
         doc["paths"])
+
+
+def _hostile_roots(base: Path) -> dict[str, Path]:
+    """Roots a command must not set up: system directories, the data dir, a symlink
+    (inside an allowed root) to /etc, a directory outside ``--storage-roots``."""
+    (base / "ps").mkdir(exist_ok=True)
+    link = base / "ps" / "etc-link"
+    if not link.is_symlink():
+        link.symlink_to("/etc")
+    return {"/etc": Path("/etc"), "/root": Path("/root"), "/usr/bin": Path("/usr/bin"),
+            "/dev": Path("/dev"), "/": Path("/"), "/var/lib": Path("/var/lib"),
+            "cron": Path("/etc/cron.d"), "data dir": base / "data",
+            "in data dir": base / "data" / "ps", "symlink": link,
+            "not allowed": base / "elsewhere" / "ps"}
+
+
+@pytest.mark.parametrize("path, field", [("/localstorage/init", "path"),
+                                         (f"{SMP}/connect", "mountPoint")])
+def test_a_root_outside_storage_roots_is_a_400_and_serves_nothing(served, api, tmp_path,
+                                                                  etc_decoy, path, field):
+    roots = _hostile_roots(tmp_path)
+    before = tree(tmp_path), sorted(os.listdir("/etc"))
+    for what, root in roots.items():
+        r = api.raw(path, {field: str(root)})
+        assert r.status_code == 400 and r.json()["success"] is False, (what, r.text)
+        assert r.json()["error"].startswith(f"{field}: {root} "), (what, r.text)
+    assert (tree(tmp_path), sorted(os.listdir("/etc"))) == before
+    assert not (tmp_path / "data" / STATE_FILE).exists()  # no root was recorded
+    # so no file outside an allowed root can be named for deletion
+    r = api.raw("/localstorage/delete", {"path": str(etc_decoy)})
+    assert r.json()["success"] is False and r.json()["error"].startswith("path: ")
+    assert etc_decoy.exists()
+
+
+def test_an_allowed_root_still_serves_and_etc_stays_out_of_reach(api, root, etc_decoy):
+    error = api.fails("/localstorage/delete", {"path": str(etc_decoy)})
+    assert error.startswith(f"path: {etc_decoy} is outside every storage root")
+    assert etc_decoy.exists()
+
+
+def test_a_root_recorded_by_an_older_agent_in_a_system_dir_is_not_served(tmp_path,
+                                                                          etc_decoy):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / STATE_FILE).write_text(json.dumps({"localStorage": ["/etc"]}))
+    s = ServedAgent(build(tmp_path))
+    try:
+        r = Client(s).raw("/localstorage/delete", {"path": str(etc_decoy)})
+        assert r.json()["success"] is False and "no file storage" in r.json()["error"]
+    finally:
+        s.close()
+    assert etc_decoy.exists()
+
+
+LONG = "x" * 300  # a file name over NAME_MAX (255 bytes)
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/localstorage/init", {"path": f"/tmp/{LONG}"}, "path"),
+    ("/localstorage/getphysicalcapacity", {"storagePath": f"/tmp/{LONG}"}, "storagePath"),
+    ("/localstorage/volume/createempty", {"installUrl": "{root}/" + LONG, "size": MiB},
+     "installUrl"),
+    ("/localstorage/volume/createvolumefromcache", {
+        "installUrl": "{root}/v.qcow2", "templatePathInCache": "{root}/" + LONG},
+     "templatePathInCache"),
+    ("/localstorage/delete", {"path": "{root}/" + LONG}, "path"),
+    ("/volume/resize", {"installPath": "{root}/" + LONG, "size": MiB}, "installPath"),
+    (f"{SMP}/connect", {"mountPoint": f"/tmp/{LONG}"}, "mountPoint"),
+    (f"{SMP}/getcapacity", {"mountPoint": f"/tmp/{LONG}"}, "mountPoint"),
+    (f"{SMP}/createemptyvolume", {"installPath": "{root}/" + LONG, "size": MiB},
+     "installPath"),
+    ("/localstorage/delete", {"path": "/" + "d/" * 2100}, "path"),  # over PATH_MAX
+])
+def test_a_name_over_name_max_is_a_400_naming_the_field(fixed_root, path, body, field):
+    api, root = fixed_root
+    before = tree(root.parent)
+    body = {k: v.format(root=root) if isinstance(v, str) else v for k, v in body.items()}
+    r = api.raw(path, body)
+    assert r.status_code == 400 and r.json()["error"].startswith(f"{field}: "), r.text
+    assert tree(root.parent) == before

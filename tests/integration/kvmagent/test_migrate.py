@@ -17,6 +17,7 @@ import libvirt
 import pytest
 
 from devcluster.guestconsole import HOTPLUG
+from devcluster.kvmhost import storage_dir
 from tests.fixtures.ceph import admin_key
 
 pytestmark = pytest.mark.integration
@@ -107,7 +108,7 @@ def test_live_migration_of_a_vm_on_shared_storage(kvm_host_factory):
     # the same guest, not a new boot: its console (same file, appended) has one boot
     assert a.console_text(vm).count("ZFLEET-READY") == 1
     # alive on B: a disk hot-plugged through B's agent reaches the guest
-    data = b.host.dir / "volumes" / f"{vm}-data.qcow2"
+    data = storage_dir(b.host) / "volumes" / f"{vm}-data.qcow2"
     data.parent.mkdir(exist_ok=True)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(data), "16M"], check=True)
     reply = b.call_async("/vm/attachdatavolume", {"vmUuid": vm, "volume": {
@@ -135,7 +136,7 @@ def _private_dir(kvm, common: Path) -> Path:
 
 def test_copy_policy_copies_a_local_disk(kvm_host_factory, tmp_path):
     a, b = kvm_host_factory(), kvm_host_factory()
-    common = Path("/tmp") / f"zfleet-local-{uuid.uuid4().hex[:8]}"
+    common = storage_dir(a.host) / f"local-{uuid.uuid4().hex[:8]}"  # where A keeps VM files
     common.mkdir()
     try:
         a_dir, b_dir = _private_dir(a, common), _private_dir(b, common)
@@ -170,7 +171,7 @@ def test_copy_policy_copies_a_local_disk(kvm_host_factory, tmp_path):
 
 def test_copy_policy_without_the_destination_file_fails_and_the_vm_stays(kvm_host_factory):
     a, b = kvm_host_factory(), kvm_host_factory()
-    common = Path("/tmp") / f"zfleet-local-{uuid.uuid4().hex[:8]}"
+    common = storage_dir(a.host) / f"local-{uuid.uuid4().hex[:8]}"  # where A keeps VM files
     common.mkdir()
     try:
         _private_dir(a, common), _private_dir(b, common)

@@ -14,6 +14,7 @@ import pytest
 from agentlib import shell
 from agentlib.receiver import CallbackReceiver
 from devcluster import procs
+from devcluster.kvmhost import storage_dir
 from devcluster.sshd import authorize_agent
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ def qemu_io(path, cmd: str, *opts: str) -> str:
 
 def test_download_pull_volume_upload_round_trip(kvm_host, sftpbs_host, host_network):
     kvm, bs = kvm_host, sftpbs_host
-    root = kvm.host.dir / "localstorage"
+    root = storage_dir(kvm.host) / "localstorage"
     assert kvm.call("/localstorage/init", {"path": str(root)}).json()["success"]
     ip = host_network.root_ip.split("/")[0]
     with CallbackReceiver(host=ip) as receiver:
@@ -124,7 +125,7 @@ def test_hostile_input_is_refused(kvm_host):
 
 def test_a_cancelled_pull_leaves_nothing(kvm_host, sftpbs_host):
     kvm, bs = kvm_host, sftpbs_host
-    root = kvm.host.dir / "localstorage"
+    root = storage_dir(kvm.host) / "localstorage"
     assert kvm.call("/localstorage/init", {"path": str(root)}).json()["success"]
     authorize_agent(kvm.url, bs.host)
     big = bs.root / "big.raw"  # 2 GiB of zeros: seconds over ssh, it is cancelled first

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from devcluster.guestconsole import READY
+from devcluster.kvmhost import storage_dir
 from kvmagent.drivers.domain import parse_domain
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ def tree(d) -> set[str]:
 
 
 def storage_root(kvm):
-    root = kvm.host.dir / "ps"
+    root = storage_dir(kvm.host) / "ps"
     reply = kvm.call("/localstorage/init", {"path": str(root)}).json()
     assert reply["success"], reply
     return root

@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from devcluster.kvmhost import storage_dir
+
 pytestmark = pytest.mark.integration
 
 
@@ -119,7 +121,7 @@ def test_missing_bridge_or_volume_fails_naming_the_field_and_starts_nothing(kvm_
     assert reply["success"] is False
     assert reply["error"] == "nics.0.bridgeName: no bridge 'nosuchbr' on this host"
     cmd = kvm_host.start_cmd()
-    cmd["rootVolume"]["installPath"] = "/nonexistent/root.qcow2"
+    cmd["rootVolume"]["installPath"] = f"{storage_dir(kvm_host.host)}/nonexistent/root.qcow2"
     reply = kvm_host.call_async("/vm/start", cmd)
     assert reply["error"].startswith("rootVolume.installPath: no such file")
     assert kvm_host.virsh("list", "--all", "--name").strip() == ""

@@ -15,6 +15,7 @@ import pytest
 
 from agentlib import shell
 from devcluster import procs
+from devcluster.kvmhost import storage_dir
 from devcluster.sshd import authorize_agent, start_sshd
 from tests.fixtures.kvm import KvmHost
 
@@ -43,7 +44,7 @@ def pair(kvm_host_factory) -> Pair:
     authorize_agent(a.url, b.host)
     roots = []
     for kvm in (a, b):
-        root = kvm.host.dir / "localstorage"
+        root = storage_dir(kvm.host) / "localstorage"
         assert kvm.call("/localstorage/init", {"path": str(root)}).json()["success"]
         roots.append(root)
     return Pair(a, b, *roots)
