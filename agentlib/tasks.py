@@ -54,8 +54,7 @@ class TaskRunner:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="task")
         self._long_pool = ThreadPoolExecutor(long_workers, thread_name_prefix="longtask")
         self._long_paths: set[str] = set()
-        self._deliverers = ThreadPoolExecutor(4, thread_name_prefix="callback")
-        self._retry_seconds = retry_seconds
+        self._deliverer = delivery.Deliverer(4, retry_seconds)
         self._keep = keep_finished
         self._lock = threading.Lock()
         self._active: dict[str, Task] = {}
@@ -106,7 +105,7 @@ class TaskRunner:
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._long_pool.shutdown(wait=False, cancel_futures=True)
-        self._deliverers.shutdown(wait=True)
+        self._deliverer.close(grace=5.0)
 
     def _run(self, task: Task, work: Callable[[Task], dict]) -> None:
         with logs.task_context(task.uuid):
@@ -127,14 +126,8 @@ class TaskRunner:
         self._deliver(task, reply)
 
     def _deliver(self, task: Task, reply: dict) -> None:
-        def send() -> None:
-            with logs.task_context(task.uuid):
-                delivery.post_with_retry(
-                    task.callback_url, reply, {"taskuuid": task.uuid},
-                    self._retry_seconds, f"callback for {task.path}",
-                )
-
-        self._deliverers.submit(send)
+        self._deliverer.submit(task.callback_url, reply, {"taskuuid": task.uuid},
+                               f"callback for {task.path}", task.uuid)
 
 
 def _error_reply(message: str) -> dict:

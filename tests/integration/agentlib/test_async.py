@@ -8,6 +8,7 @@ import requests
 
 from agentlib.receiver import CallbackReceiver
 from devcluster.procs import free_port
+from tests.fixtures.drip import SilentServer
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +52,33 @@ def test_callback_refused_with_4xx_is_not_retried(demo_agent):
         refusing.wait(taskuuid=t)
         time.sleep(0.5)
         assert len([r for r in refusing.received if r.headers["taskuuid"] == t]) == 1
+
+
+def test_unreachable_callback_urls_do_not_delay_the_coordinators(demo_agent, receiver):
+    """Callbacks to servers that never answer and to names that do not resolve are
+    retried for minutes; a callback to a destination that took one before is delivered
+    while every one of those still waits (before, they held all 4 delivery threads)."""
+    first = uuid.uuid4().hex
+    call(demo_agent, "/demo/sleep", {"seconds": 0}, first, receiver.url)
+    receiver.wait(taskuuid=first)
+    silent = [SilentServer() for _ in range(8)]
+    try:
+        for i, server in enumerate(silent):
+            call(demo_agent, "/demo/sleep", {"seconds": 0}, uuid.uuid4().hex, server.url)
+            call(demo_agent, "/demo/sleep", {"seconds": 0}, uuid.uuid4().hex,
+                 f"http://no-such-host-{i}.invalid:8080/callback")
+        deadline = time.monotonic() + 10
+        while sum(s.accepted for s in silent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sum(s.accepted for s in silent) >= 3, "the silent servers were not tried"
+        t = uuid.uuid4().hex
+        call(demo_agent, "/demo/sleep", {"seconds": 0}, t, receiver.url)
+        [cb] = receiver.wait(taskuuid=t, timeout=20)
+        assert cb.body["success"] is True
+        assert sum(s.gave_up for s in silent) == 0, "delivered only after an attempt gave up"
+    finally:
+        for server in silent:
+            server.close()
 
 
 def test_running_taskuuid_is_not_run_twice(demo_agent, receiver):

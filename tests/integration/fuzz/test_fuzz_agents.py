@@ -45,16 +45,6 @@ CALLBACK_GRACE = 20.0  # seconds the accepted async commands get to call back at
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
-# Failures the issue's findings already name, left to their fixes: (agent, path or "*",
-# kind). Only these are tolerated (the test then xfails naming them); anything else fails.
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("kvmagent", "*", f"no callback within {CALLBACK_GRACE:.0f}s"):
-        "findings 4/5: callbacks to undeliverable URLs (names that do not resolve) hold all "
-        "4 callback deliverers for --callback-retry-seconds (300 s), so every later "
-        "callback waits behind them",
-}
-
-
 @dataclass(frozen=True)
 class Found:
     agent: str
@@ -64,11 +54,6 @@ class Found:
     status: int | None
     message: str
     reproduce: str
-
-
-def known(f: Found) -> str | None:
-    """The finding that names ``f``, if any."""
-    return KNOWN.get((f.agent, f.path, f.kind)) or KNOWN.get((f.agent, "*", f.kind))
 
 
 class Fuzzer:
@@ -190,11 +175,7 @@ def test_fuzz_agent(name, isolated_agent_factory, capsys):
               f"{len(found)} failures")
     assert agent.alive(), f"{name} died under fuzzing:\n{agent.log()[-3000:]}"
     assert requests.post(agent.ready_url, timeout=10).ok, f"{name} stopped answering"
-    unknown = [f for f in found if not known(f)]
-    assert not unknown, f"{len(unknown)} failures:\n{report(unknown)}"
-    if found:
-        pytest.xfail(f"{len(found)} known failures: " + "; ".join(sorted(
-            {f"{f.kind}: {known(f)}" for f in found})) + "\n" + report(found))
+    assert not found, f"{len(found)} failures:\n{report(found)}"
 
 
 def test_harness_reports_server_errors(demo_agent, receiver):
