@@ -11,7 +11,7 @@ from coordinator.db import Database, new_uuid
 
 def test_a_backup_under_concurrent_writes_restores_to_a_consistent_database(tmp_path):
     db = Database(tmp_path / "zfleet.db")
-    stop = threading.Event()
+    stop, wrote = threading.Event(), threading.Event()
 
     def write_pairs() -> None:  # each transaction: a zone and its cluster, never one alone
         local = Database(tmp_path / "zfleet.db")
@@ -20,9 +20,11 @@ def test_a_backup_under_concurrent_writes_restores_to_a_consistent_database(tmp_
                 zone = new_uuid()
                 local.insert("zone", {"uuid": zone, "name": "z"})
                 local.insert("cluster", {"uuid": new_uuid(), "name": "c", "zone_uuid": zone})
+            wrote.set()
 
     writer = threading.Thread(target=write_pairs)
     writer.start()
+    assert wrote.wait(30), "the writer committed nothing"  # on a loaded machine it may lag
     try:
         backups = tmp_path / "backups"
         for i in range(3):
