@@ -56,9 +56,9 @@ done
 
 stamp=$VENV/.zfleet-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-  echo "setup: installing zfleet (editable) with test extras"
+  echo "setup: installing zfleet (editable) with test and bench extras"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e '.[test]'
+  "$VENV/bin/pip" install -q -e '.[test,bench]'
   touch "$stamp"
 else
   echo "setup: venv up to date"
