@@ -11,7 +11,9 @@ support cancellation, a ``task``) and returning its reply model::
 
 The framework owns everything around it: JSON parsing, validation into a 400 that names
 the field, the ``{success, error}`` envelope, taskuuid/callbackurl handling, logging and
-the OpenAPI document. Handlers stay thin and call drivers.
+the OpenAPI document. Handlers stay thin and call drivers. A handler module declares
+its routes on a :class:`~agentlib.routes.Routes` and the agent serves them with
+``agent.include(routes, state)``, the state (its drivers) passed first to each handler.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from agentlib.errors import AgentError, BadRequest
 from agentlib.locks import NamedLocks
 from agentlib.models import AgentCommand, AgentReply, CancelJobCommand
 from agentlib.reports import Reporter
+from agentlib.routes import Routes
 from agentlib.tasks import Task, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,8 @@ class Route:
     quiet: bool
     check: Callable | None = None
     """Runs on the command before it is accepted; its BadRequest is the HTTP 400."""
+    bound: tuple = ()
+    """Passed to the handler (and check) before the command: the state of ``include``."""
 
     @property
     def summary(self) -> str:
@@ -103,16 +108,24 @@ class Agent:
         runs on the long-task pool and cannot hold up short commands. ``check(cmd)``
         judges what the model cannot (e.g. paths against the host's storage roots) before
         the command is accepted: its BadRequest is a 400, not a failed callback."""
+        return self._register(path, "async", quiet, long, check)
+
+    def include(self, routes: Routes, state: object, prefix: str = "") -> None:
+        """Serve the handlers ``routes`` declared, each called with ``state`` before its
+        command; ``prefix`` goes before their paths (one module under two prefixes)."""
+        for d in routes.declared:
+            self._register(prefix + d.path, d.kind, bound=(state,), **d.options)(d.handler)
+
+    def _register(self, path: str, kind: str, quiet: bool = False, long: bool = False,
+                  check: Callable | None = None, bound: tuple = ()):
         if long:
             self.tasks.run_long(path)
-        return self._register(path, "async", quiet, check)
 
-    def _register(self, path: str, kind: str, quiet: bool, check: Callable | None = None):
         def decorate(fn: Callable) -> Callable:
             if path in self.routes:
                 raise ValueError(f"{self.name}: {path} registered twice")
-            command, reply, takes_task = _signature(fn)
-            route = Route(path, kind, fn, command, reply, takes_task, quiet, check)
+            command, reply, takes_task = _signature(fn, len(bound))
+            route = Route(path, kind, fn, command, reply, takes_task, quiet, check, bound)
             self.routes[path] = route
             self._commands[path] = self._commands[path + "/"] = route
             # flask keeps the rule too, so other methods get its 405 and the url map lists
@@ -167,7 +180,7 @@ class Agent:
         callback = _callback_url(req, listen)
         cmd = _parse(route.command, req, listen)
         if route.check is not None:
-            route.check(cmd)
+            route.check(*route.bound, cmd)
         task = Task(taskuuid, route.path, callback, route.takes_task)
 
         def work(t: Task) -> dict:
@@ -189,7 +202,8 @@ class Agent:
 
     def _invoke(self, route: Route, cmd: AgentCommand, task: Task | None) -> dict:
         try:
-            result = route.handler(cmd, task) if route.takes_task else route.handler(cmd)
+            args = (cmd, task) if route.takes_task else (cmd,)
+            result = route.handler(*route.bound, *args)
         except AgentError as exc:
             if isinstance(exc, BadRequest) and route.kind == "sync":
                 raise  # input the model could not judge (e.g. against the host): a 400
@@ -302,11 +316,15 @@ def _internal_error(where: str, exc: Exception) -> dict:
                      f"(the agent log has the details)"}
 
 
-def _signature(fn: Callable) -> tuple[type[AgentCommand], type[AgentReply], bool]:
+def _signature(fn: Callable, bound: int = 0
+               ) -> tuple[type[AgentCommand], type[AgentReply], bool]:
+    """``bound``: how many leading parameters the agent fills in (the state) before the
+    command (and ``task``)."""
     hints = typing.get_type_hints(fn)
-    params = list(inspect.signature(fn).parameters)
+    params = list(inspect.signature(fn).parameters)[bound:]
     if not params or not _is_sub(hints.get(params[0]), AgentCommand):
-        raise TypeError(f"{fn.__qualname__}: first parameter must be annotated with an "
+        which = "first parameter" if not bound else f"parameter {bound + 1} (the command)"
+        raise TypeError(f"{fn.__qualname__}: {which} must be annotated with an "
                         "AgentCommand model")
     takes_task = len(params) > 1 and params[1] == "task"
     reply = hints.get("return")

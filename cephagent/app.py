@@ -18,6 +18,7 @@ from cephagent.drivers.cluster import CephClient
 from cephagent.drivers.download import ImageDownloader
 from cephagent.drivers.images import RbdImages
 from cephagent.handlers import backup, common, primary
+from cephagent.handlers.common import Ceph
 
 PORT = 7762
 
@@ -29,14 +30,15 @@ def build(cfg: CephAgentConfig) -> Agent:
     client = CephClient(cfg.ceph_conf, cfg.ceph_user, cfg.ceph_timeout)
     agent.on_close(client.close)
     images = RbdImages(client)
-    board = ProgressBoard(agent.reporter)
     downloader = ImageDownloader(client, images, cfg.tmp_dir or cfg.data_dir / "tmp",
                                  cfg.file_url_roots)
+    ceph = Ceph(client, images, downloader, ProgressBoard(agent.reporter), identity,
+                agent.reporter, agent.locks)
     register_echo(agent, f"{primary.PREFIX}/echo", f"{backup.PREFIX}/echo")
     for prefix in (primary.PREFIX, backup.PREFIX):
-        common.register(agent, client, identity, prefix)
-    primary.register(agent, client, images, board)
-    backup.register(agent, client, images, downloader, board)
+        agent.include(common.routes, ceph, prefix)
+    agent.include(primary.routes, ceph)
+    agent.include(backup.routes, ceph)
     return agent
 
 

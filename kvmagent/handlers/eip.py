@@ -12,6 +12,8 @@ import logging
 import time
 
 from agentlib.agent import Agent
+from agentlib.locks import NamedLocks
+from agentlib.routes import Routes
 from kvmagent.drivers import eip as eips
 from kvmagent.hostchecks import require_bridge
 from kvmagent.models.eip import (
@@ -27,57 +29,67 @@ from kvmagent.models.eip import (
 
 log = logging.getLogger(__name__)
 
+routes = Routes()
+
 
 def register(agent: Agent) -> None:
-    def apply_all(items: list[tuple[str, EipTO]]) -> EipReply:
-        """``items``: (field, EIP) pairs, the field naming the EIP in errors."""
-        for field, e in items:
-            require_bridge(f"{field}.publicBridgeName", e.public_bridge_name)
-            require_bridge(f"{field}.vmBridgeName", e.vm_bridge_name)
-        reply = EipReply()
-        for _, e in items:
-            started = time.monotonic()
-            with agent.locks.hold(f"eip:{e.eip_uuid}"):
-                changed = eips.apply(e)
-            n = eips.names(e.eip_uuid)
-            log.info("EIP %s (%s -> %s) %s in %.3fs", e.eip_uuid, e.vip, e.nic_ip,
-                     "applied" if changed else "already in place", time.monotonic() - started)
-            reply.eips.append(EipStatus(eip_uuid=e.eip_uuid, namespace=n.netns, changed=changed,
-                                        public_interface=n.public_outer,
-                                        private_interface=n.private_outer,
-                                        gateway_mac=n.gateway_mac))
-        return reply
+    agent.include(routes, agent.locks)
 
-    def delete_all(items: list[EipRef]) -> EipReply:
-        reply = EipReply()
-        for e in items:
-            started = time.monotonic()
-            with agent.locks.hold(f"eip:{e.eip_uuid}"):
-                changed = eips.delete(e.eip_uuid)
-            log.info("EIP %s %s in %.3fs", e.eip_uuid, "deleted" if changed else "was not here",
-                     time.monotonic() - started)
-            reply.eips.append(EipStatus(eip_uuid=e.eip_uuid,
-                                        namespace=eips.names(e.eip_uuid).netns,
-                                        changed=changed))
-        return reply
 
-    @agent.sync("/flatnetworkprovider/eip/apply")
-    def apply(cmd: ApplyEipCmd) -> EipReply:
-        """Make the EIP on this host (the VM's): its namespace on the public and the VM's
-        bridge, DNAT/SNAT between vip and nicIp, and the VM's gateway answered by it."""
-        return apply_all([("eip", cmd.eip)])
+def _apply_all(locks: NamedLocks, items: list[tuple[str, EipTO]]) -> EipReply:
+    """``items``: (field, EIP) pairs, the field naming the EIP in errors."""
+    for field, e in items:
+        require_bridge(f"{field}.publicBridgeName", e.public_bridge_name)
+        require_bridge(f"{field}.vmBridgeName", e.vm_bridge_name)
+    reply = EipReply()
+    for _, e in items:
+        started = time.monotonic()
+        with locks.hold(f"eip:{e.eip_uuid}"):
+            changed = eips.apply(e)
+        n = eips.names(e.eip_uuid)
+        log.info("EIP %s (%s -> %s) %s in %.3fs", e.eip_uuid, e.vip, e.nic_ip,
+                 "applied" if changed else "already in place", time.monotonic() - started)
+        reply.eips.append(EipStatus(eip_uuid=e.eip_uuid, namespace=n.netns, changed=changed,
+                                    public_interface=n.public_outer,
+                                    private_interface=n.private_outer,
+                                    gateway_mac=n.gateway_mac))
+    return reply
 
-    @agent.sync("/flatnetworkprovider/eip/batchapply")
-    def batch_apply(cmd: BatchApplyEipCmd) -> EipReply:
-        """Apply several EIPs; all are checked before any is made."""
-        return apply_all([(f"eips.{i}", e) for i, e in enumerate(cmd.eips)])
 
-    @agent.sync("/flatnetworkprovider/eip/delete")
-    def delete(cmd: DeleteEipCmd) -> EipReply:
-        """Remove the EIP's namespace, links and ebtables rules; absent is fine."""
-        return delete_all([cmd.eip])
+def _delete_all(locks: NamedLocks, items: list[EipRef]) -> EipReply:
+    reply = EipReply()
+    for e in items:
+        started = time.monotonic()
+        with locks.hold(f"eip:{e.eip_uuid}"):
+            changed = eips.delete(e.eip_uuid)
+        log.info("EIP %s %s in %.3fs", e.eip_uuid, "deleted" if changed else "was not here",
+                 time.monotonic() - started)
+        reply.eips.append(EipStatus(eip_uuid=e.eip_uuid,
+                                    namespace=eips.names(e.eip_uuid).netns,
+                                    changed=changed))
+    return reply
 
-    @agent.sync("/flatnetworkprovider/eip/batchdelete")
-    def batch_delete(cmd: BatchDeleteEipCmd) -> EipReply:
-        """Delete several EIPs."""
-        return delete_all(cmd.eips)
+
+@routes.sync("/flatnetworkprovider/eip/apply")
+def apply(locks: NamedLocks, cmd: ApplyEipCmd) -> EipReply:
+    """Make the EIP on this host (the VM's): its namespace on the public and the VM's
+    bridge, DNAT/SNAT between vip and nicIp, and the VM's gateway answered by it."""
+    return _apply_all(locks, [("eip", cmd.eip)])
+
+
+@routes.sync("/flatnetworkprovider/eip/batchapply")
+def batch_apply(locks: NamedLocks, cmd: BatchApplyEipCmd) -> EipReply:
+    """Apply several EIPs; all are checked before any is made."""
+    return _apply_all(locks, [(f"eips.{i}", e) for i, e in enumerate(cmd.eips)])
+
+
+@routes.sync("/flatnetworkprovider/eip/delete")
+def delete(locks: NamedLocks, cmd: DeleteEipCmd) -> EipReply:
+    """Remove the EIP's namespace, links and ebtables rules; absent is fine."""
+    return _delete_all(locks, [cmd.eip])
+
+
+@routes.sync("/flatnetworkprovider/eip/batchdelete")
+def batch_delete(locks: NamedLocks, cmd: BatchDeleteEipCmd) -> EipReply:
+    """Delete several EIPs."""
+    return _delete_all(locks, cmd.eips)

@@ -16,9 +16,12 @@ IDE cdrom cannot be hot-plugged on the i440fx machine.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentlib.agent import Agent
+from agentlib.locks import NamedLocks
+from agentlib.routes import Routes
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.devices import DeviceDriver
 from kvmagent.drivers.vms import VmDriver
@@ -35,69 +38,93 @@ from kvmagent.vmspec import CDROM_TARGET, nic_device, volume_disk
 
 log = logging.getLogger(__name__)
 
+routes = Routes()
+
+
+@dataclass
+class Hotplug:
+    """What the handlers work on: the device driver, the files a VM may open, the config
+    and the agent's locks."""
+
+    devices: DeviceDriver
+    files: VmFiles
+    cfg: KvmAgentConfig
+    locks: NamedLocks
+
+    def lock(self, vm_uuid: str):
+        return self.locks.hold(f"vm:{vm_uuid}")
+
 
 def register(agent: Agent, vms: VmDriver, cfg: KvmAgentConfig) -> None:
-    devices = DeviceDriver(vms)
     files = VmFiles(Path(cfg.data_dir) / STATE_FILE, cfg.image_roots)
+    agent.include(routes, Hotplug(DeviceDriver(vms), files, cfg, agent.locks))
 
-    def check_volume(cmd: VolumeDeviceCmd) -> None:
-        if cmd.volume.device_type == "file":
-            files.volume("volume.installPath", cmd.volume.install_path)
 
-    def lock(vm_uuid: str):
-        return agent.locks.hold(f"vm:{vm_uuid}")
+def check_volume(hp: Hotplug, cmd: VolumeDeviceCmd) -> None:
+    if cmd.volume.device_type == "file":
+        hp.files.volume("volume.installPath", cmd.volume.install_path)
 
-    @agent.async_("/vm/attachdatavolume", check=check_volume)
-    def attach_data_volume(cmd: VolumeDeviceCmd) -> DeviceReply:
-        """Plug a data volume (file or Ceph) into a running VM at the target its
-        deviceId names (1 = vdb); already there = success."""
-        if cmd.volume.device_type == "file":
-            require_file("volume.installPath", cmd.volume.install_path)
-        disk = volume_disk(cmd.volume, cfg.cache_mode)
-        with lock(cmd.vm_uuid):
-            attached = devices.attach_disk(cmd.vm_uuid, disk)
-        return DeviceReply(device=disk.target, unchanged=not attached)
 
-    @agent.async_("/vm/detachdatavolume")
-    def detach_data_volume(cmd: VolumeDeviceCmd) -> DeviceReply:
-        """Unplug a data volume and wait until the guest released it; not attached =
-        success."""
-        disk = volume_disk(cmd.volume, cfg.cache_mode)
-        with lock(cmd.vm_uuid):
-            target = devices.detach_disk(cmd.vm_uuid, disk)
-        return DeviceReply(device=target or "", unchanged=target is None)
+def check_iso(hp: Hotplug, cmd: AttachIsoCmd) -> None:
+    hp.files.readable("iso.path", cmd.iso.path)
 
-    @agent.async_("/vm/attachnic")
-    def attach_nic(cmd: NicDeviceCmd) -> DeviceReply:
-        """Plug a NIC into a running VM on its bridge; a NIC with that MAC already
-        there = success."""
-        require_bridge("nic.bridgeName", cmd.nic.bridge_name)
-        with lock(cmd.vm_uuid):
-            attached = devices.attach_nic(cmd.vm_uuid, nic_device(cmd.nic))
-        return DeviceReply(device=cmd.nic.mac.lower(), unchanged=not attached)
 
-    @agent.async_("/vm/detachnic")
-    def detach_nic(cmd: NicDeviceCmd) -> DeviceReply:
-        """Unplug the NIC with the given MAC and wait until it is gone; none = success."""
-        with lock(cmd.vm_uuid):
-            detached = devices.detach_nic(cmd.vm_uuid, cmd.nic.mac)
-        return DeviceReply(device=cmd.nic.mac.lower(), unchanged=not detached)
+@routes.async_("/vm/attachdatavolume", check=check_volume)
+def attach_data_volume(hp: Hotplug, cmd: VolumeDeviceCmd) -> DeviceReply:
+    """Plug a data volume (file or Ceph) into a running VM at the target its
+    deviceId names (1 = vdb); already there = success."""
+    if cmd.volume.device_type == "file":
+        require_file("volume.installPath", cmd.volume.install_path)
+    disk = volume_disk(cmd.volume, hp.cfg.cache_mode)
+    with hp.lock(cmd.vm_uuid):
+        attached = hp.devices.attach_disk(cmd.vm_uuid, disk)
+    return DeviceReply(device=disk.target, unchanged=not attached)
 
-    @agent.async_("/vm/iso/attach", check=lambda cmd: files.readable("iso.path", cmd.iso.path))
-    def attach_iso(cmd: AttachIsoCmd) -> DeviceReply:
-        """Put an ISO into the VM's cdrom drive (which it must have been started with)."""
-        require_file("iso.path", cmd.iso.path)
-        with lock(cmd.vm_uuid):
-            changed = devices.change_media(cmd.vm_uuid, CDROM_TARGET, cmd.iso.path)
-        log.info("vm %s: iso %s (%s) in %s%s", cmd.vm_uuid, cmd.iso.iso_uuid, cmd.iso.path,
-                 CDROM_TARGET, "" if changed else " already")
-        return DeviceReply(device=CDROM_TARGET, unchanged=not changed)
 
-    @agent.async_("/vm/iso/detach")
-    def detach_iso(cmd: DetachIsoCmd) -> DeviceReply:
-        """Eject the VM's cdrom media (the drive stays, empty); already empty = success."""
-        with lock(cmd.vm_uuid):
-            changed = devices.change_media(cmd.vm_uuid, CDROM_TARGET, None)
-        log.info("vm %s: iso %s ejected from %s%s", cmd.vm_uuid, cmd.iso_uuid, CDROM_TARGET,
-                 "" if changed else " (it was empty)")
-        return DeviceReply(device=CDROM_TARGET, unchanged=not changed)
+@routes.async_("/vm/detachdatavolume")
+def detach_data_volume(hp: Hotplug, cmd: VolumeDeviceCmd) -> DeviceReply:
+    """Unplug a data volume and wait until the guest released it; not attached =
+    success."""
+    disk = volume_disk(cmd.volume, hp.cfg.cache_mode)
+    with hp.lock(cmd.vm_uuid):
+        target = hp.devices.detach_disk(cmd.vm_uuid, disk)
+    return DeviceReply(device=target or "", unchanged=target is None)
+
+
+@routes.async_("/vm/attachnic")
+def attach_nic(hp: Hotplug, cmd: NicDeviceCmd) -> DeviceReply:
+    """Plug a NIC into a running VM on its bridge; a NIC with that MAC already
+    there = success."""
+    require_bridge("nic.bridgeName", cmd.nic.bridge_name)
+    with hp.lock(cmd.vm_uuid):
+        attached = hp.devices.attach_nic(cmd.vm_uuid, nic_device(cmd.nic))
+    return DeviceReply(device=cmd.nic.mac.lower(), unchanged=not attached)
+
+
+@routes.async_("/vm/detachnic")
+def detach_nic(hp: Hotplug, cmd: NicDeviceCmd) -> DeviceReply:
+    """Unplug the NIC with the given MAC and wait until it is gone; none = success."""
+    with hp.lock(cmd.vm_uuid):
+        detached = hp.devices.detach_nic(cmd.vm_uuid, cmd.nic.mac)
+    return DeviceReply(device=cmd.nic.mac.lower(), unchanged=not detached)
+
+
+@routes.async_("/vm/iso/attach", check=check_iso)
+def attach_iso(hp: Hotplug, cmd: AttachIsoCmd) -> DeviceReply:
+    """Put an ISO into the VM's cdrom drive (which it must have been started with)."""
+    require_file("iso.path", cmd.iso.path)
+    with hp.lock(cmd.vm_uuid):
+        changed = hp.devices.change_media(cmd.vm_uuid, CDROM_TARGET, cmd.iso.path)
+    log.info("vm %s: iso %s (%s) in %s%s", cmd.vm_uuid, cmd.iso.iso_uuid, cmd.iso.path,
+             CDROM_TARGET, "" if changed else " already")
+    return DeviceReply(device=CDROM_TARGET, unchanged=not changed)
+
+
+@routes.async_("/vm/iso/detach")
+def detach_iso(hp: Hotplug, cmd: DetachIsoCmd) -> DeviceReply:
+    """Eject the VM's cdrom media (the drive stays, empty); already empty = success."""
+    with hp.lock(cmd.vm_uuid):
+        changed = hp.devices.change_media(cmd.vm_uuid, CDROM_TARGET, None)
+    log.info("vm %s: iso %s ejected from %s%s", cmd.vm_uuid, cmd.iso_uuid, CDROM_TARGET,
+             "" if changed else " (it was empty)")
+    return DeviceReply(device=CDROM_TARGET, unchanged=not changed)

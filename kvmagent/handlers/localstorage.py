@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentlib import storageroot
 from agentlib.agent import Agent
 from agentlib.errors import AgentError, BadRequest
+from agentlib.locks import NamedLocks
+from agentlib.routes import Routes
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.filestorage import FileStorage, StorageError
 from kvmagent.drivers.storage_roots import StorageRoots
@@ -38,6 +41,8 @@ from kvmagent.models.storage import (
 STATE_FILE = "filestorage.json"
 SMP = "/sharedmountpointprimarystorage"
 
+routes = Routes()
+
 
 @contextmanager
 def about_field(field: str) -> Iterator[None]:
@@ -53,136 +58,167 @@ def _capacity(storage: FileStorage) -> CapacityReply:
     return CapacityReply(total_capacity=total, available_capacity=available)
 
 
-def register(agent: Agent, config: KvmAgentConfig) -> None:
-    roots = StorageRoots(Path(config.data_dir) / STATE_FILE)
+@dataclass
+class Storages:
+    """What the handlers work on: the roots this host serves, the operator's allow-list
+    (``--storage-roots``) and the agent's locks."""
 
-    def new_storage(field: str, path: str, *, shared: bool) -> FileStorage:
+    roots: StorageRoots
+    config: KvmAgentConfig
+    locks: NamedLocks
+
+    def new(self, field: str, path: str, *, shared: bool) -> FileStorage:
         """A storage at ``path``, which must be allowed by ``--storage-roots``."""
         try:
-            storageroot.allowed_root(path, config.storage_roots, config.data_dir)
+            storageroot.allowed_root(path, self.config.storage_roots, self.config.data_dir)
         except ValueError as exc:
             raise BadRequest(f"{field}: {exc}") from None
         return FileStorage(path, shared=shared)
 
-    def locate(field: str, path: str, *, shared: bool | None,
+    def locate(self, field: str, path: str, *, shared: bool | None,
                mount_point: str | None = None) -> tuple[FileStorage, Path]:
         """The storage ``path`` lies in and its real path (``mount_point`` picks the
         shared mount point when the command names one)."""
         if mount_point is not None:
             with about_field("mountPoint"):
-                storage = roots.get(mount_point, shared=True)
+                storage = self.roots.get(mount_point, shared=True)
         else:
             with about_field(field):
-                storage = roots.find(path, shared=shared)
+                storage = self.roots.find(path, shared=shared)
         with about_field(field):
             return storage, storage.resolve(path)
 
-    def volume(path: Path):
-        return agent.locks.hold(f"volume:{path}")
+    def volume(self, path: Path):
+        return self.locks.hold(f"volume:{path}")
 
-    def create_empty(storage: FileStorage, target: Path, size: int) -> CapacityReply:
-        with volume(target):
-            storage.create_empty(target, size)
-        return _capacity(storage)
 
-    def create_from_cache(storage: FileStorage, target: Path, cache: str) -> CapacityReply:
-        with about_field("templatePathInCache"):
-            cache_path = storage.resolve(cache)
-        with volume(target):
-            storage.create_from_cache(target, cache_path)
-        return _capacity(storage)
+def register(agent: Agent, config: KvmAgentConfig) -> None:
+    roots = StorageRoots(Path(config.data_dir) / STATE_FILE)
+    agent.include(routes, Storages(roots, config, agent.locks))
 
-    def delete(storage: FileStorage, target: Path) -> CapacityReply:
-        with volume(target):
-            storage.delete(target)
-        return _capacity(storage)
 
-    # -- local storage -----------------------------------------------------------------
+def _create_empty(storages: Storages, storage: FileStorage, target: Path,
+                  size: int) -> CapacityReply:
+    with storages.volume(target):
+        storage.create_empty(target, size)
+    return _capacity(storage)
 
-    @agent.sync("/localstorage/init")
-    def init(cmd: LocalStorageInitCmd) -> CapacityReply:
-        """Create the local storage root if missing and keep volumes under it."""
-        storage = new_storage("path", cmd.path, shared=False)
-        with about_field("path"):
-            storage.init()
-        roots.add(storage)
-        return _capacity(storage)
 
-    @agent.sync("/localstorage/getphysicalcapacity", quiet=True)
-    def get_physical_capacity(cmd: GetPhysicalCapacityCmd) -> CapacityReply:
-        """Total and available bytes of a local storage's filesystem."""
-        if cmd.storage_path is not None:
-            with about_field("storagePath"):
-                return _capacity(roots.get(cmd.storage_path, shared=False))
-        local = roots.storages(shared=False)
-        if not local:
-            raise AgentError("no local storage on this host: /localstorage/init first")
-        if len(local) > 1:
-            raise AgentError("storagePath: this host has several local storages ("
-                             f"{', '.join(str(s.root) for s in local)}): name one")
-        return _capacity(local[0])
+def _create_from_cache(storages: Storages, storage: FileStorage, target: Path,
+                       cache: str) -> CapacityReply:
+    with about_field("templatePathInCache"):
+        cache_path = storage.resolve(cache)
+    with storages.volume(target):
+        storage.create_from_cache(target, cache_path)
+    return _capacity(storage)
 
-    @agent.sync("/localstorage/volume/createempty")
-    def local_create_empty(cmd: CreateEmptyVolumeCmd) -> CapacityReply:
-        """A new empty qcow2 volume of ``size`` bytes at ``installUrl``."""
-        storage, target = locate("installUrl", cmd.install_url, shared=False)
-        return create_empty(storage, target, cmd.size)
 
-    @agent.sync("/localstorage/volume/createvolumefromcache")
-    def local_create_from_cache(cmd: CreateVolumeFromCacheCmd) -> CapacityReply:
-        """A qcow2 volume at ``installUrl`` backed by the cached image (copy-on-write)."""
-        storage, target = locate("installUrl", cmd.install_url, shared=False)
-        return create_from_cache(storage, target, cmd.template_path_in_cache)
+def _delete(storages: Storages, storage: FileStorage, target: Path) -> CapacityReply:
+    with storages.volume(target):
+        storage.delete(target)
+    return _capacity(storage)
 
-    @agent.sync("/localstorage/delete")
-    def local_delete(cmd: DeleteBitsCmd) -> CapacityReply:
-        """Delete a volume file (a missing one is success)."""
-        storage, target = locate("path", cmd.path, shared=False)
-        return delete(storage, target)
 
-    @agent.sync("/volume/resize")
-    def resize(cmd: ResizeVolumeCmd) -> ResizeVolumeReply:
-        """Grow a file volume no VM is running on (shrinking is refused)."""
-        storage, target = locate("installPath", cmd.install_path, shared=None)
-        with volume(target):
-            size = storage.resize(target, cmd.size)
-        return ResizeVolumeReply(size=size)
+# -- local storage -------------------------------------------------------------------------
 
-    # -- shared mount point storage ------------------------------------------------------
 
-    @agent.sync(f"{SMP}/connect")
-    def smp_connect(cmd: MountPointCmd) -> CapacityReply:
-        """Serve volumes under an already mounted shared filesystem (checked writable)."""
-        storage = new_storage("mountPoint", cmd.mount_point, shared=True)
-        with about_field("mountPoint"):
-            storage.init()
-        roots.add(storage)
-        return _capacity(storage)
+@routes.sync("/localstorage/init")
+def init(storages: Storages, cmd: LocalStorageInitCmd) -> CapacityReply:
+    """Create the local storage root if missing and keep volumes under it."""
+    storage = storages.new("path", cmd.path, shared=False)
+    with about_field("path"):
+        storage.init()
+    storages.roots.add(storage)
+    return _capacity(storage)
 
-    @agent.sync(f"{SMP}/getcapacity", quiet=True)
-    def smp_get_capacity(cmd: MountPointCmd) -> CapacityReply:
-        """Total and available bytes of a connected shared mount point."""
-        with about_field("mountPoint"):
-            return _capacity(roots.get(cmd.mount_point, shared=True))
 
-    @agent.sync(f"{SMP}/createrootvolume")
-    def smp_create_root_volume(cmd: SmpCreateRootVolumeCmd) -> CapacityReply:
-        """A qcow2 volume at ``installPath`` backed by the cached image (copy-on-write)."""
-        storage, target = locate("installPath", cmd.install_path, shared=True,
-                                 mount_point=cmd.mount_point)
-        return create_from_cache(storage, target, cmd.template_path_in_cache)
+@routes.sync("/localstorage/getphysicalcapacity", quiet=True)
+def get_physical_capacity(storages: Storages, cmd: GetPhysicalCapacityCmd) -> CapacityReply:
+    """Total and available bytes of a local storage's filesystem."""
+    if cmd.storage_path is not None:
+        with about_field("storagePath"):
+            return _capacity(storages.roots.get(cmd.storage_path, shared=False))
+    local = storages.roots.storages(shared=False)
+    if not local:
+        raise AgentError("no local storage on this host: /localstorage/init first")
+    if len(local) > 1:
+        raise AgentError("storagePath: this host has several local storages ("
+                         f"{', '.join(str(s.root) for s in local)}): name one")
+    return _capacity(local[0])
 
-    @agent.sync(f"{SMP}/createemptyvolume")
-    @agent.sync(f"{SMP}/volume/createempty")
-    def smp_create_empty(cmd: SmpCreateEmptyVolumeCmd) -> CapacityReply:
-        """A new empty qcow2 volume of ``size`` bytes at ``installPath``."""
-        storage, target = locate("installPath", cmd.install_path, shared=True,
-                                 mount_point=cmd.mount_point)
-        return create_empty(storage, target, cmd.size)
 
-    @agent.sync(f"{SMP}/delete")
-    @agent.sync(f"{SMP}/bits/delete")
-    def smp_delete(cmd: SmpDeleteBitsCmd) -> CapacityReply:
-        """Delete a volume file (a missing one is success)."""
-        storage, target = locate("path", cmd.path, shared=True, mount_point=cmd.mount_point)
-        return delete(storage, target)
+@routes.sync("/localstorage/volume/createempty")
+def local_create_empty(storages: Storages, cmd: CreateEmptyVolumeCmd) -> CapacityReply:
+    """A new empty qcow2 volume of ``size`` bytes at ``installUrl``."""
+    storage, target = storages.locate("installUrl", cmd.install_url, shared=False)
+    return _create_empty(storages, storage, target, cmd.size)
+
+
+@routes.sync("/localstorage/volume/createvolumefromcache")
+def local_create_from_cache(storages: Storages, cmd: CreateVolumeFromCacheCmd
+                            ) -> CapacityReply:
+    """A qcow2 volume at ``installUrl`` backed by the cached image (copy-on-write)."""
+    storage, target = storages.locate("installUrl", cmd.install_url, shared=False)
+    return _create_from_cache(storages, storage, target, cmd.template_path_in_cache)
+
+
+@routes.sync("/localstorage/delete")
+def local_delete(storages: Storages, cmd: DeleteBitsCmd) -> CapacityReply:
+    """Delete a volume file (a missing one is success)."""
+    storage, target = storages.locate("path", cmd.path, shared=False)
+    return _delete(storages, storage, target)
+
+
+@routes.sync("/volume/resize")
+def resize(storages: Storages, cmd: ResizeVolumeCmd) -> ResizeVolumeReply:
+    """Grow a file volume no VM is running on (shrinking is refused)."""
+    storage, target = storages.locate("installPath", cmd.install_path, shared=None)
+    with storages.volume(target):
+        size = storage.resize(target, cmd.size)
+    return ResizeVolumeReply(size=size)
+
+
+# -- shared mount point storage ------------------------------------------------------------
+
+
+@routes.sync(f"{SMP}/connect")
+def smp_connect(storages: Storages, cmd: MountPointCmd) -> CapacityReply:
+    """Serve volumes under an already mounted shared filesystem (checked writable)."""
+    storage = storages.new("mountPoint", cmd.mount_point, shared=True)
+    with about_field("mountPoint"):
+        storage.init()
+    storages.roots.add(storage)
+    return _capacity(storage)
+
+
+@routes.sync(f"{SMP}/getcapacity", quiet=True)
+def smp_get_capacity(storages: Storages, cmd: MountPointCmd) -> CapacityReply:
+    """Total and available bytes of a connected shared mount point."""
+    with about_field("mountPoint"):
+        return _capacity(storages.roots.get(cmd.mount_point, shared=True))
+
+
+@routes.sync(f"{SMP}/createrootvolume")
+def smp_create_root_volume(storages: Storages, cmd: SmpCreateRootVolumeCmd) -> CapacityReply:
+    """A qcow2 volume at ``installPath`` backed by the cached image (copy-on-write)."""
+    storage, target = storages.locate("installPath", cmd.install_path, shared=True,
+                                      mount_point=cmd.mount_point)
+    return _create_from_cache(storages, storage, target, cmd.template_path_in_cache)
+
+
+@routes.sync(f"{SMP}/createemptyvolume")
+@routes.sync(f"{SMP}/volume/createempty")
+def smp_create_empty(storages: Storages, cmd: SmpCreateEmptyVolumeCmd) -> CapacityReply:
+    """A new empty qcow2 volume of ``size`` bytes at ``installPath``."""
+    storage, target = storages.locate("installPath", cmd.install_path, shared=True,
+                                      mount_point=cmd.mount_point)
+    return _create_empty(storages, storage, target, cmd.size)
+
+
+@routes.sync(f"{SMP}/delete")
+@routes.sync(f"{SMP}/bits/delete")
+def smp_delete(storages: Storages, cmd: SmpDeleteBitsCmd) -> CapacityReply:
+    """Delete a volume file (a missing one is success)."""
+    storage, target = storages.locate("path", cmd.path, shared=True,
+                                      mount_point=cmd.mount_point)
+    return _delete(storages, storage, target)

@@ -8,21 +8,34 @@ coordinator first creates each local disk's file on the destination
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from agentlib.agent import Agent
+from agentlib.locks import NamedLocks
 from agentlib.models import AgentReply
+from agentlib.routes import Routes
 from agentlib.tasks import Task
 from kvmagent.drivers.migration import MigrationDriver
 from kvmagent.drivers.vms import VmDriver
 from kvmagent.models.migrate import MigrateVmCmd
 
+routes = Routes()
+
+
+@dataclass
+class Migrations:
+    driver: MigrationDriver
+    locks: NamedLocks
+
 
 def register(agent: Agent, vms: VmDriver) -> None:
-    migrations = MigrationDriver(vms)
+    agent.include(routes, Migrations(MigrationDriver(vms), agent.locks))
 
-    @agent.async_("/vm/migrate", long=True)
-    def migrate(cmd: MigrateVmCmd, task: Task) -> AgentReply:
-        """Live-migrate a running VM to ``destHostIp``; aborted after ``timeout``."""
-        with agent.locks.hold(f"vm:{cmd.vm_uuid}"):
-            migrations.migrate(cmd.vm_uuid, cmd.dest_host_ip, cmd.storage_migration_policy,
-                               cmd.timeout, lambda: task.cancelled)
-        return AgentReply()
+
+@routes.async_("/vm/migrate", long=True)
+def migrate(m: Migrations, cmd: MigrateVmCmd, task: Task) -> AgentReply:
+    """Live-migrate a running VM to ``destHostIp``; aborted after ``timeout``."""
+    with m.locks.hold(f"vm:{cmd.vm_uuid}"):
+        m.driver.migrate(cmd.vm_uuid, cmd.dest_host_ip, cmd.storage_migration_policy,
+                         cmd.timeout, lambda: task.cancelled)
+    return AgentReply()

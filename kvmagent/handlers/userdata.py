@@ -4,9 +4,12 @@ under the DHCP driver's lock (``netns:<name>``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentlib.agent import Agent
+from agentlib.locks import NamedLocks
+from agentlib.routes import Routes
 from kvmagent.drivers.dhcp import FlatDhcp, lock_name
 from kvmagent.drivers.metadata import MetadataService
 from kvmagent.models.userdata import (
@@ -18,49 +21,68 @@ from kvmagent.models.userdata import (
     UserdataTO,
 )
 
+routes = Routes()
+
+
+@dataclass
+class Userdata:
+    """What the handlers work on: the metadata service and the agent's locks."""
+
+    service: MetadataService
+    locks: NamedLocks
+
+    def lock(self, *namespaces: str):
+        return self.locks.hold(*(lock_name(ns) for ns in namespaces))
+
 
 def register(agent: Agent, data_dir: Path, dhcp: FlatDhcp) -> MetadataService:
-    """Register the endpoints; re-adopt (or restart) the servers of a previous run. A
+    """Serve the endpoints; re-adopt (or restart) the servers of a previous run. A
     DHCP namespace deleted takes its metadata server, rules and files with it."""
     service = MetadataService(data_dir, dhcp)
     service.adopt()
     dhcp.before_delete(service.cleanup)
-
-    def apply_all(items: list[tuple[str, UserdataTO]], rebuild: bool) -> UserdataReply:
-        """Every VM is checked, under all the namespaces' locks, before any is written."""
-        groups: dict[str, list[tuple[str, UserdataTO]]] = {}
-        for field, to in items:
-            groups.setdefault(to.namespace_name, []).append((field, to))
-        reply = UserdataReply()
-        with agent.locks.hold(*(lock_name(ns) for ns in groups)):
-            records = {ns: service.records(ns, group) for ns, group in groups.items()}
-            for ns, recs in records.items():
-                reply.server_pids[ns] = service.write(ns, recs, rebuild)
-        return reply
-
-    @agent.sync("/flatnetworkprovider/userdata/apply")
-    def apply(cmd: ApplyUserdataCmd) -> UserdataReply:
-        """Serve this VM's metadata and user data at 169.254.169.254 (add or replace)."""
-        return apply_all([("userdata", cmd.userdata)], rebuild=False)
-
-    @agent.sync("/flatnetworkprovider/userdata/batchapply")
-    def batch_apply(cmd: BatchApplyUserdataCmd) -> UserdataReply:
-        """Like apply for many VMs (``rebuild``: the namespaces named serve exactly them)."""
-        return apply_all([(f"userdata.{i}", to) for i, to in enumerate(cmd.userdata)],
-                         cmd.rebuild)
-
-    @agent.sync("/flatnetworkprovider/userdata/release")
-    def release(cmd: ReleaseUserdataCmd) -> UserdataReply:
-        """Stop serving this VM (absent is fine)."""
-        with agent.locks.hold(lock_name(cmd.namespace_name)):
-            pid = service.release(cmd.namespace_name, cmd.vm_ip)
-        return UserdataReply(server_pids={cmd.namespace_name: pid} if pid else {})
-
-    @agent.sync("/flatnetworkprovider/userdata/cleanup")
-    def cleanup(cmd: CleanupUserdataCmd) -> UserdataReply:
-        """Remove the namespace's metadata server, address, rules and files."""
-        with agent.locks.hold(lock_name(cmd.namespace_name)):
-            service.cleanup(cmd.namespace_name)
-        return UserdataReply()
-
+    agent.include(routes, Userdata(service, agent.locks))
     return service
+
+
+def _apply_all(ud: Userdata, items: list[tuple[str, UserdataTO]],
+               rebuild: bool) -> UserdataReply:
+    """Every VM is checked, under all the namespaces' locks, before any is written."""
+    groups: dict[str, list[tuple[str, UserdataTO]]] = {}
+    for field, to in items:
+        groups.setdefault(to.namespace_name, []).append((field, to))
+    reply = UserdataReply()
+    with ud.lock(*groups):
+        records = {ns: ud.service.records(ns, group) for ns, group in groups.items()}
+        for ns, recs in records.items():
+            reply.server_pids[ns] = ud.service.write(ns, recs, rebuild)
+    return reply
+
+
+@routes.sync("/flatnetworkprovider/userdata/apply")
+def apply(ud: Userdata, cmd: ApplyUserdataCmd) -> UserdataReply:
+    """Serve this VM's metadata and user data at 169.254.169.254 (add or replace)."""
+    return _apply_all(ud, [("userdata", cmd.userdata)], rebuild=False)
+
+
+@routes.sync("/flatnetworkprovider/userdata/batchapply")
+def batch_apply(ud: Userdata, cmd: BatchApplyUserdataCmd) -> UserdataReply:
+    """Like apply for many VMs (``rebuild``: the namespaces named serve exactly them)."""
+    return _apply_all(ud, [(f"userdata.{i}", to) for i, to in enumerate(cmd.userdata)],
+                      cmd.rebuild)
+
+
+@routes.sync("/flatnetworkprovider/userdata/release")
+def release(ud: Userdata, cmd: ReleaseUserdataCmd) -> UserdataReply:
+    """Stop serving this VM (absent is fine)."""
+    with ud.lock(cmd.namespace_name):
+        pid = ud.service.release(cmd.namespace_name, cmd.vm_ip)
+    return UserdataReply(server_pids={cmd.namespace_name: pid} if pid else {})
+
+
+@routes.sync("/flatnetworkprovider/userdata/cleanup")
+def cleanup(ud: Userdata, cmd: CleanupUserdataCmd) -> UserdataReply:
+    """Remove the namespace's metadata server, address, rules and files."""
+    with ud.lock(cmd.namespace_name):
+        ud.service.cleanup(cmd.namespace_name)
+    return UserdataReply()

@@ -6,11 +6,14 @@ lock, so two commands on one VM never interleave.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentlib.agent import Agent
 from agentlib.errors import AgentError
+from agentlib.locks import NamedLocks
 from agentlib.models import EmptyCommand
+from agentlib.routes import Routes
 from kvmagent.config import KvmAgentConfig
 from kvmagent.drivers.vms import VmDriver
 from kvmagent.handlers.localstorage import STATE_FILE
@@ -27,6 +30,8 @@ from kvmagent.models.vm import (
     VmSyncReply,
 )
 from kvmagent.vmspec import domain_for
+
+routes = Routes()
 
 
 def _volume_files(cmd: StartVmCmd) -> dict[str, str]:
@@ -50,80 +55,105 @@ def check_host_resources(cmd: StartVmCmd) -> None:
         require_file(field, path)
 
 
+@dataclass
+class Vms:
+    """What the handlers work on: the VM driver, the files a VM may open, the config
+    and the agent's locks."""
+
+    driver: VmDriver
+    files: VmFiles
+    cfg: KvmAgentConfig
+    locks: NamedLocks
+
+    @property
+    def console_dir(self) -> Path:
+        return Path(self.cfg.data_dir) / "consoles"
+
+    def lock(self, vm_uuid: str):
+        return self.locks.hold(f"vm:{vm_uuid}")
+
+
 def register(agent: Agent, vms: VmDriver, cfg: KvmAgentConfig) -> None:
-    console_dir = Path(cfg.data_dir) / "consoles"
     files = VmFiles(Path(cfg.data_dir) / STATE_FILE, cfg.image_roots)
+    agent.include(routes, Vms(vms, files, cfg, agent.locks))
 
-    def check_files(cmd: StartVmCmd) -> None:
-        """Every file the VM opens lies in this host's storage (or image roots)."""
-        for field, path in _volume_files(cmd).items():
-            files.volume(field, path)
-        for field, path in _read_only_files(cmd).items():
-            files.readable(field, path)
 
-    def lock(vm_uuid: str):
-        return agent.locks.hold(f"vm:{vm_uuid}")
+def check_files(vms: Vms, cmd: StartVmCmd) -> None:
+    """Every file the VM opens lies in this host's storage (or image roots)."""
+    for field, path in _volume_files(cmd).items():
+        vms.files.volume(field, path)
+    for field, path in _read_only_files(cmd).items():
+        vms.files.readable(field, path)
 
-    @agent.async_("/vm/start", check=check_files)
-    def start(cmd: StartVmCmd) -> StartVmReply:
-        """Start a VM from its full description; already running the same = success."""
-        check_host_resources(cmd)
-        try:
-            spec = domain_for(cmd, cfg, console_dir)
-        except ValueError as exc:  # what the domain model refuses, e.g. host-passthrough on TCG
-            raise AgentError(f"cannot build the domain: {exc}") from None
-        console_dir.mkdir(parents=True, exist_ok=True)
-        with lock(cmd.vm_instance_uuid):
-            already = vms.start(spec)
-        return StartVmReply(already_running=already)
 
-    @agent.async_("/vm/stop")
-    def stop(cmd: VmCmd) -> VmStateReply:
-        """ACPI power-off; destroyed if still running after the timeout."""
-        with lock(cmd.uuid):
-            vms.stop(cmd.uuid, cmd.timeout or cfg.stop_timeout)
-        return VmStateReply(vm_state="Stopped")
+@routes.async_("/vm/start", check=check_files)
+def start(vms: Vms, cmd: StartVmCmd) -> StartVmReply:
+    """Start a VM from its full description; already running the same = success."""
+    check_host_resources(cmd)
+    try:
+        spec = domain_for(cmd, vms.cfg, vms.console_dir)
+    except ValueError as exc:  # what the domain model refuses, e.g. host-passthrough on TCG
+        raise AgentError(f"cannot build the domain: {exc}") from None
+    vms.console_dir.mkdir(parents=True, exist_ok=True)
+    with vms.lock(cmd.vm_instance_uuid):
+        already = vms.driver.start(spec)
+    return StartVmReply(already_running=already)
 
-    @agent.async_("/vm/reboot")
-    def reboot(cmd: VmCmd) -> VmStateReply:
-        """Stop (gracefully, then forced) and start with the same definition."""
-        with lock(cmd.uuid):
-            vms.reboot(cmd.uuid, cmd.timeout or cfg.stop_timeout)
-        return VmStateReply(vm_state="Running")
 
-    @agent.async_("/vm/destroy")
-    def destroy(cmd: VmCmd) -> VmStateReply:
-        """Power off at once; a VM that is not here counts as destroyed."""
-        with lock(cmd.uuid):
-            vms.destroy(cmd.uuid)
-        return VmStateReply(vm_state="Stopped")
+@routes.async_("/vm/stop")
+def stop(vms: Vms, cmd: VmCmd) -> VmStateReply:
+    """ACPI power-off; destroyed if still running after the timeout."""
+    with vms.lock(cmd.uuid):
+        vms.driver.stop(cmd.uuid, cmd.timeout or vms.cfg.stop_timeout)
+    return VmStateReply(vm_state="Stopped")
 
-    @agent.async_("/vm/pause")
-    def pause(cmd: VmCmd) -> VmStateReply:
-        """Suspend the VM's CPUs (memory stays)."""
-        with lock(cmd.uuid):
-            vms.pause(cmd.uuid)
-        return VmStateReply(vm_state="Paused")
 
-    @agent.async_("/vm/resume")
-    def resume(cmd: VmCmd) -> VmStateReply:
-        """Resume a paused VM."""
-        with lock(cmd.uuid):
-            vms.resume(cmd.uuid)
-        return VmStateReply(vm_state="Running")
+@routes.async_("/vm/reboot")
+def reboot(vms: Vms, cmd: VmCmd) -> VmStateReply:
+    """Stop (gracefully, then forced) and start with the same definition."""
+    with vms.lock(cmd.uuid):
+        vms.driver.reboot(cmd.uuid, cmd.timeout or vms.cfg.stop_timeout)
+    return VmStateReply(vm_state="Running")
 
-    @agent.sync("/vm/vmsync")
-    def vmsync(cmd: EmptyCommand) -> VmSyncReply:
-        """Every zfleet VM on this host and its state."""
-        return VmSyncReply(states=vms.states())
 
-    @agent.sync("/vm/checkstate")
-    def checkstate(cmd: CheckVmStateCmd) -> CheckVmStateReply:
-        """The state of each named VM (Stopped if it is not on this host)."""
-        return CheckVmStateReply(states={u: vms.state(u) for u in cmd.vm_uuids})
+@routes.async_("/vm/destroy")
+def destroy(vms: Vms, cmd: VmCmd) -> VmStateReply:
+    """Power off at once; a VM that is not here counts as destroyed."""
+    with vms.lock(cmd.uuid):
+        vms.driver.destroy(cmd.uuid)
+    return VmStateReply(vm_state="Stopped")
 
-    @agent.sync("/vm/getvncport")
-    def getvncport(cmd: GetVncPortCmd) -> GetVncPortReply:
-        """The VM's console protocol and port, and the address it listens on."""
-        protocol, port = vms.console(cmd.vm_uuid)
-        return GetVncPortReply(port=port, protocol=protocol, host_ip=cfg.vnc_listen)
+
+@routes.async_("/vm/pause")
+def pause(vms: Vms, cmd: VmCmd) -> VmStateReply:
+    """Suspend the VM's CPUs (memory stays)."""
+    with vms.lock(cmd.uuid):
+        vms.driver.pause(cmd.uuid)
+    return VmStateReply(vm_state="Paused")
+
+
+@routes.async_("/vm/resume")
+def resume(vms: Vms, cmd: VmCmd) -> VmStateReply:
+    """Resume a paused VM."""
+    with vms.lock(cmd.uuid):
+        vms.driver.resume(cmd.uuid)
+    return VmStateReply(vm_state="Running")
+
+
+@routes.sync("/vm/vmsync")
+def vmsync(vms: Vms, cmd: EmptyCommand) -> VmSyncReply:
+    """Every zfleet VM on this host and its state."""
+    return VmSyncReply(states=vms.driver.states())
+
+
+@routes.sync("/vm/checkstate")
+def checkstate(vms: Vms, cmd: CheckVmStateCmd) -> CheckVmStateReply:
+    """The state of each named VM (Stopped if it is not on this host)."""
+    return CheckVmStateReply(states={u: vms.driver.state(u) for u in cmd.vm_uuids})
+
+
+@routes.sync("/vm/getvncport")
+def getvncport(vms: Vms, cmd: GetVncPortCmd) -> GetVncPortReply:
+    """The VM's console protocol and port, and the address it listens on."""
+    protocol, port = vms.driver.console(cmd.vm_uuid)
+    return GetVncPortReply(port=port, protocol=protocol, host_ip=vms.cfg.vnc_listen)
