@@ -7,6 +7,7 @@ built in-process (no libvirt host, Ceph cluster or network needed):
 - what each call site sends today (its body transcribed below, with where it is built)
   goes through its client method: no key the agent would ignore (the client refuses
   one, naming it), the same command for the agent, valid by the documented schema;
+- every reply field a call site reads is one of the reply model's;
 - leaving ``None`` out of a body changes nothing (every optional field defaults to it).
 """
 
@@ -67,6 +68,8 @@ class Site:
     where: str
     reply: dict = field(default_factory=dict)
     wait: float | None = None
+    reads: tuple[str, ...] = ()
+    """The reply fields the call site reads."""
 
 
 SITES = [
@@ -74,13 +77,16 @@ SITES = [
     Site(KvmAgent, "connect", {"hostUuid": HOST, "sendCommandUrl": REPORT}, "hosts.connect"),
     Site(KvmAgent, "capacity", {}, "hosts.connect", {
         "cpuNum": 4, "cpuSockets": 1, "cpuSpeed": 2400, "usedCpu": 0, "totalMemory": 8 << 30,
-        "usedMemory": 512 << 20, "reservedMemory": 512 << 20}),
+        "usedMemory": 512 << 20, "reservedMemory": 512 << 20},
+         reads=("cpuNum", "cpuSpeed", "totalMemory", "reservedMemory")),
     Site(KvmAgent, "fact", {}, "hosts.connect", {
         "osDistribution": "debian", "osVersion": "12", "kernelVersion": "6.1",
         "qemuImgVersion": "7.2", "libvirtVersion": "9.0", "hypervisorType": "kvm",
         "cpuModelName": "x", "hvmCpuFlag": "vmx"}),
-    Site(KvmAgent, "ping", {}, "hosts.ping_one", {"hostUuid": HOST}, wait=5),
-    Site(KvmAgent, "vm_sync", {}, "reports sync_host", {"states": {VM: "Running"}}),
+    Site(KvmAgent, "ping", {}, "hosts.ping_one", {"hostUuid": HOST}, wait=5,
+         reads=("hostUuid",)),
+    Site(KvmAgent, "vm_sync", {}, "reports sync_host", {"states": {VM: "Running"}},
+         reads=("states",)),
     # kvmagent: VMs
     Site(KvmAgent, "start_vm", START, "vms.start_cmd (Ceph)"),
     Site(KvmAgent, "start_vm", {**START, "rootVolume": LOCAL_ROOT, "dataVolumes": [],
@@ -94,7 +100,8 @@ SITES = [
                                   "storageMigrationPolicy": "shared", "timeout": 55.0},
          "vms.migrate"),
     Site(KvmAgent, "get_vnc_port", {"vmUuid": VM}, "vms console_address",
-         {"port": 5900, "protocol": "vnc", "hostIp": "10.99.0.11"}),
+         {"port": 5900, "protocol": "vnc", "hostIp": "10.99.0.11"},
+         reads=("port", "protocol")),
     Site(KvmAgent, "attach_data_volume", {"vmUuid": VM, "volume": CEPH_DATA},
          "volumes._hotplug"),
     Site(KvmAgent, "detach_data_volume", {"vmUuid": VM, "volume": CEPH_DATA},
@@ -108,7 +115,7 @@ SITES = [
     Site(KvmAgent, "init_local_storage", {"path": "/zstack_ps"},
          "rootvolumes.prepare_host, localmigrate"),
     Site(KvmAgent, "ssh_key", {}, "rootvolumes._local_cache, localmigrate",
-         {"publicKey": SSH_KEY}),
+         {"publicKey": SSH_KEY}, reads=("publicKey",)),
     Site(KvmAgent, "authorize_key", {"publicKey": SSH_KEY}, "localmigrate"),
     Site(KvmAgent, "sftp_download", {
         "hostname": "10.99.0.5", "username": "root", "sshPort": 22,
@@ -177,16 +184,20 @@ SITES = [
     Site(KvmAgent, "scan_host", {"targetHostUuid": HOST, "targetIp": "10.99.0.11",
                                  "targetPort": 7070, "window": 60.0, "interval": 5.0,
                                  **CEPH_ACCESS}, "failover.host_is_down",
-         {"reachable": False, "heartbeat": "Stale"}),
+         {"reachable": False, "heartbeat": "Stale"},
+         reads=("reachable", "heartbeat", "heartbeatError")),
     # cephagent: primary storage
     Site(CephAgent, "init_primary", {"uuid": PS}, "storage add_ceph_ps", {
         "fsid": FSID, "userKey": KEY, "rootVolumePoolName": f"pri-v-r-{PS}",
-        "mons": [{"name": "a", "addr": "10.99.0.1:6789", "addrs": []}]}),
+        "mons": [{"name": "a", "addr": "10.99.0.1:6789", "addrs": []}]},
+         reads=("fsid", "userKey", "mons", "rootVolumePoolName", "dataVolumePoolName",
+                "imageCachePoolName", "totalCapacity", "availableCapacity")),
     Site(CephAgent, "init_primary", {"uuid": PS, "rootVolumePoolName": "root",
                                      "dataVolumePoolName": "data",
                                      "imageCachePoolName": "cache"},
          "storage add_ceph_ps (pools named)"),
-    Site(CephAgent, "ping_primary", {"fsid": FSID}, "storage add_mons (primary)"),
+    Site(CephAgent, "ping_primary", {"fsid": FSID}, "storage add_mons (primary)",
+         reads=("mons",)),
     Site(CephAgent, "create_empty_volume", {"installPath": f"ceph://pri-v-d-{PS}/{DATA}",
                                             "size": 1 << 30}, "volumes.instantiate"),
     Site(CephAgent, "copy_volume", {"srcPath": f"ceph://bak-t-{BS}/{IMG}",
@@ -202,7 +213,7 @@ SITES = [
     Site(CephAgent, "delete_volume", {"installPath": f"ceph://pri-v-r-{PS}/{VOL}"},
          "rootvolumes.delete_volume, volumedeletion.delete_bits, gc"),
     Site(CephAgent, "create_snapshot", {"snapshotPath": f"ceph://pri-v-r-{PS}/{VOL}@{SNAP}"},
-         "snapshots create_snapshot", {"size": 1 << 30}),
+         "snapshots create_snapshot", {"size": 1 << 30}, reads=("size",)),
     Site(CephAgent, "delete_snapshot", {"snapshotPath": f"ceph://pri-v-r-{PS}/{VOL}@{SNAP}"},
          "snapshots._delete_bits, gc"),
     Site(CephAgent, "rollback_snapshot", {"snapshotPath":
@@ -210,23 +221,27 @@ SITES = [
          "snapshots revert"),
     # cephagent: backup storage
     Site(CephAgent, "init_backup", {"uuid": BS}, "storage add_ceph_bs",
-         {"fsid": FSID, "poolName": f"bak-t-{BS}"}),
+         {"fsid": FSID, "poolName": f"bak-t-{BS}"},
+         reads=("fsid", "poolName", "totalCapacity", "availableCapacity")),
     Site(CephAgent, "init_backup", {"uuid": BS, "poolName": "images"},
          "storage add_ceph_bs (pool named)"),
-    Site(CephAgent, "ping_backup", {"fsid": FSID}, "storage add_mons (backup)"),
+    Site(CephAgent, "ping_backup", {"fsid": FSID}, "storage add_mons (backup)",
+         reads=("mons",)),
     Site(CephAgent, "download_image", {"url": "http://10.99.0.1:8000/guest.qcow2",
                                        "imageUuid": IMG,
                                        "installPath": f"ceph://bak-t-{BS}/{IMG}"},
-         "images.download_to", {"size": 1 << 30, "actualSize": 1 << 20, "md5Sum": "x"}),
+         "images.download_to", {"size": 1 << 30, "actualSize": 1 << 20, "md5Sum": "x"},
+         reads=("size", "actualSize", "md5Sum", "format")),
     Site(CephAgent, "delete_image", {"installPath": f"ceph://bak-t-{BS}/{IMG}"},
          "imagedeletion._expunge, gc"),
     # sftpbsagent
     Site(SftpBsAgent, "connect", {"storagePath": "/bs", "uuid": BS, "sendCommandUrl": REPORT},
-         "storage add_sftp_bs", {"totalCapacity": 1 << 40, "availableCapacity": 1 << 39}),
+         "storage add_sftp_bs", {"totalCapacity": 1 << 40, "availableCapacity": 1 << 39},
+         reads=("totalCapacity", "availableCapacity")),
     Site(SftpBsAgent, "download", {"url": "http://10.99.0.1:8000/guest.qcow2",
                                    "imageUuid": IMG,
                                    "installPath": f"/bs/images/{IMG}.template"},
-         "images.download_to"),
+         "images.download_to", reads=("size", "actualSize", "md5Sum", "format")),
     Site(SftpBsAgent, "authorize_key", {"publicKey": SSH_KEY}, "rootvolumes._local_cache"),
     Site(SftpBsAgent, "delete", {"installPath": f"/bs/images/{IMG}.template"},
          "imagedeletion._expunge, gc"),
@@ -310,6 +325,8 @@ def test_what_each_call_site_sends_is_what_its_client_builds(agents, site):
     assert endpoint.command.model_validate(call.body) == \
         endpoint.command.model_validate(site.body), site.where
     assert isinstance(reply, endpoint.reply)
+    fields = {f.alias or name for name, f in endpoint.reply.model_fields.items()}
+    assert set(site.reads) <= fields, f"{site.where} reads {set(site.reads) - fields}"
     if endpoint.is_async:
         assert call.is_async and wait is not None
     else:
