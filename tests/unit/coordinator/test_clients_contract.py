@@ -8,12 +8,15 @@ built in-process (no libvirt host, Ceph cluster or network needed):
   goes through its client method: no key the agent would ignore (the client refuses
   one, naming it), the same command for the agent, valid by the documented schema;
 - every reply field a call site reads is one of the reply model's;
-- leaving ``None`` out of a body changes nothing (every optional field defaults to it).
+- leaving ``None`` out of a body changes nothing (every optional field defaults to it);
+- the clients load the agents' models, never a driver or handler.
 """
 
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -375,3 +378,13 @@ def test_leaving_none_out_of_a_body_says_what_sending_it_would():
             optional = type(None) in typing.get_args(f.annotation)
             assert not optional or f.get_default(call_default_factory=True) is None, \
                 f"{model.__name__}.{name}"
+
+
+def test_the_clients_import_the_agents_models_never_their_drivers_or_handlers():
+    code = ("import sys, coordinator.clients.kvmagent, coordinator.clients.cephagent, "
+            "coordinator.clients.sftpbsagent; print(' '.join(sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    agents = [m for m in loaded if m.split(".")[0] in AGENT_OF.values()]
+    assert agents and not [m for m in agents if m.split(".")[1:2] in (["drivers"],
+                                                                     ["handlers"])], agents
