@@ -31,7 +31,7 @@ from agentlib.progress import Progress
 from agentlib.urlfetch import FetchError, open_url, redact
 from cephagent.drivers.cluster import CephClient, CephError
 from cephagent.drivers.images import RbdImages
-from cephagent.drivers.paths import TMP_SUFFIX, RbdPath
+from cephagent.models.paths import TMP_SUFFIX, RbdPath
 
 log = logging.getLogger(__name__)
 

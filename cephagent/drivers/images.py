@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import rbd
 
 from cephagent.drivers.cluster import CephClient, CephError
-from cephagent.drivers.paths import TMP_SUFFIX, RbdPath
+from cephagent.models.paths import TMP_SUFFIX, RbdPath
 
 log = logging.getLogger(__name__)
 

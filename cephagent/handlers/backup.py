@@ -6,7 +6,6 @@ from __future__ import annotations
 from agentlib.errors import AgentError
 from agentlib.routes import Routes
 from agentlib.tasks import Task
-from cephagent.drivers.paths import RbdPath
 from cephagent.handlers.common import Ceph
 from cephagent.models.backup import (
     BackupInitCmd,
@@ -17,6 +16,7 @@ from cephagent.models.backup import (
     ImageProgressReply,
 )
 from cephagent.models.common import CephReply, ImageSizeCmd, ImageSizeReply
+from cephagent.models.paths import RbdPath
 
 PREFIX = "/ceph/backupstorage"
 

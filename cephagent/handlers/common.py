@@ -17,7 +17,6 @@ from agentlib.routes import Routes
 from cephagent.drivers.cluster import CephClient, Mon
 from cephagent.drivers.download import ImageDownloader
 from cephagent.drivers.images import RbdImages
-from cephagent.drivers.paths import TMP_SUFFIX, RbdPath
 from cephagent.models.common import (
     CephReply,
     CheckPoolCmd,
@@ -26,6 +25,7 @@ from cephagent.models.common import (
     MonTO,
     PingCmd,
 )
+from cephagent.models.paths import TMP_SUFFIX, RbdPath
 from cephagent.models.primary import FactsReply
 
 log = logging.getLogger(__name__)

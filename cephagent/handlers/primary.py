@@ -12,9 +12,9 @@ from pydantic.alias_generators import to_camel
 from agentlib.errors import AgentError
 from agentlib.routes import Routes
 from agentlib.tasks import Task
-from cephagent.drivers.paths import RbdPath
 from cephagent.handlers.common import Ceph, mon_tos
 from cephagent.models.common import CephReply, ImageSizeCmd, ImageSizeReply
+from cephagent.models.paths import RbdPath
 from cephagent.models.primary import (
     AddPoolCmd,
     CloneVolumeCmd,

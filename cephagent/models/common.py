@@ -16,7 +16,7 @@ from pydantic.alias_generators import to_camel
 from agentlib.callbackurl import CallbackUrl
 from agentlib.models import AgentCommand, AgentReply
 from agentlib.types import Uuid
-from cephagent.drivers.paths import NAME, RbdPath
+from cephagent.models.paths import NAME, RbdPath
 
 _POOL = re.compile(NAME)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from cephagent.drivers.cluster import CephClient
 from cephagent.drivers.download import ImageDownloader, _aligned
-from cephagent.drivers.paths import RbdPath
+from cephagent.models.paths import RbdPath
 
 
 def test_aligned_cuts_whole_pieces_and_keeps_every_byte():

@@ -8,7 +8,7 @@ import pytest
 from agentlib.config import ConfigError, load
 from cephagent.app import build
 from cephagent.config import CephAgentConfig
-from cephagent.drivers.paths import BadPath, RbdPath
+from cephagent.models.paths import BadPath, RbdPath
 
 PS, BS = "/ceph/primarystorage", "/ceph/backupstorage"
 

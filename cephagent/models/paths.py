@@ -1,4 +1,7 @@
-"""``ceph://<pool>/<image>[@<snapshot>]``: the install paths of RBD images and snapshots."""
+"""``ceph://<pool>/<image>[@<snapshot>]``: the install paths of RBD images and snapshots.
+
+Here, not in ``drivers``, because the command models validate every path field with it
+and the coordinator imports the models (never a driver)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,66 @@
+"""How a typed client reaches its agent: through the coordinator's one
+:class:`~coordinator.agentclient.AgentClient` (sync commands answered in the HTTP reply,
+async ones through ``/callback``), at one URL or at the first of several that answers.
+
+:class:`Client` is the clients' base: build the body, post it, parse the reply.
+``wait`` is how long an async command may take (required) or a sync one's HTTP timeout
+(default: the AgentClient's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from coordinator.agentclient import AgentCallError, AgentClient
+from coordinator.clients.endpoint import Call, Endpoint, R
+
+
+class Transport(Protocol):
+    def post(self, call: Call, wait: float | None) -> dict: ...
+
+
+@dataclass(frozen=True)
+class AgentAt:
+    """The agent at ``url``."""
+
+    agents: AgentClient
+    url: str
+
+    def post(self, call: Call, wait: float | None) -> dict:
+        if not call.is_async:
+            return self.agents.call(self.url, call.path, call.body, wait)
+        if wait is None:
+            raise TypeError(f"{call.path} is async: say how long to wait for its reply")
+        return self.agents.call_async(self.url, call.path, call.body, wait)
+
+
+@dataclass(frozen=True)
+class FirstAnswering:
+    """The first of ``urls`` whose agent answers, in order (a Ceph storage's cephagent
+    on each of its mons). A refusal is raised as it is; when none answers, an
+    unreachable :class:`AgentCallError` lists every attempt."""
+
+    agents: AgentClient
+    urls: tuple[str, ...]
+
+    def post(self, call: Call, wait: float | None) -> dict:
+        errors = []
+        for url in self.urls:
+            try:
+                return AgentAt(self.agents, url).post(call, wait)
+            except AgentCallError as exc:
+                if not exc.unreachable:
+                    raise
+                errors.append(str(exc))
+        raise AgentCallError(f"no agent answers: {'; '.join(errors) or 'no URL'}",
+                             unreachable=True)
+
+
+class Client:
+    def __init__(self, transport: Transport):
+        self.transport = transport
+
+    def send(self, endpoint: Endpoint[R], fields: dict[str, Any],
+             wait: float | None = None) -> R:
+        return endpoint.parse(self.transport.post(endpoint.call(**fields), wait))
