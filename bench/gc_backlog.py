@@ -22,10 +22,10 @@ from pathlib import Path
 
 import requests
 
-from coordinator.apis import hosts, vmdeletion
 from coordinator.app import build
 from coordinator.config import CoordinatorConfig
 from coordinator.db import new_uuid, now
+from coordinator.services import hosts, vmdeletion
 from devcluster.benchhost import BenchHost
 
 DHCP_RELEASE = "/flatnetworkprovider/dhcp/release"

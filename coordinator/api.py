@@ -14,6 +14,7 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -53,8 +54,18 @@ class ApiSpec:
         return (inspect.getdoc(self.handler) or "").split("\n\n")[0].replace("\n", " ")
 
 
+def api(name: str, *, long: bool = False):
+    """Declare a module-level handler ``def f(msg: CreateZoneMsg, ctx)`` (long ones take a
+    ``deadline`` too) as the API ``name``; :meth:`Apis.add_module` registers it."""
+    def decorate(fn: Callable) -> Callable:
+        fn.declared_api = (name, long)
+        return fn
+    return decorate
+
+
 class Apis:
-    """The registry: ``@apis.register("CreateZone")`` on ``def f(msg: CreateZoneMsg, c)``."""
+    """The registry: ``@apis.register("CreateZone")`` on ``def f(msg: CreateZoneMsg, c)``,
+    or the ``@api`` handlers of a module with :meth:`add_module`."""
 
     def __init__(self) -> None:
         self.specs: dict[str, ApiSpec] = {}
@@ -71,6 +82,14 @@ class Apis:
             self.specs[name] = ApiSpec(name, message, fn, long)
             return fn
         return decorate
+
+    def add_module(self, module: ModuleType) -> None:
+        """Register the module's own ``@api`` handlers."""
+        for fn in vars(module).values():
+            declared = getattr(fn, "declared_api", None)
+            if declared and fn.__module__ == module.__name__:
+                name, long = declared
+                self.register(name, long=long)(fn)
 
     def long_timeouts(self) -> dict[str, str]:
         return {name: LONG_API_TIMEOUT for name, spec in self.specs.items() if spec.long}

@@ -18,38 +18,23 @@ from pydantic import ValidationError
 
 from agentlib import server
 from agentlib.agent import validation_message
-from coordinator import gc, query
+from coordinator import query
 from coordinator.agentclient import AgentClient
 from coordinator.api import ApiError, Apis
-from coordinator.apis import (
-    basics,
-    eips,
-    ha,
-    hosts,
-    imagedeletion,
-    images,
-    isos,
-    localmigrate,
-    maintenance,
-    networks,
-    snapshots,
-    storage,
-    vmdeletion,
-    vms,
-    volumedeletion,
-    volumes,
-)
+from coordinator.apis import MODULES
 from coordinator.config import CoordinatorConfig
 from coordinator.context import Context
 from coordinator.db import Database, NotFound
 from coordinator.globalconfig import GlobalConfig
 from coordinator.jobs import Jobs
 from coordinator.reports import Reports
+from coordinator.scheduler import Scheduler
+from coordinator.services import gc, ha, storage
+from coordinator.services.failover import Failover
+from coordinator.services.vmreports import VmReports
 
 PORT = 8080
 CALLBACK_THREADS = 4  # HTTP threads kept free of callers waiting for jobs
-MODULES = (basics, hosts, maintenance, storage, networks, images, imagedeletion, vms,
-           vmdeletion, volumes, volumedeletion, snapshots, eips, localmigrate, isos, ha)
 log = logging.getLogger(__name__)
 
 
@@ -58,13 +43,14 @@ class Coordinator:
     app: Flask
     ctx: Context
     reports: Reports
+    scheduler: Scheduler
 
     def set_base_url(self, url: str) -> None:
         """Where agents reach us (known only once a test server has its port)."""
         self.ctx.agents.callback_url = url.rstrip("/") + "/callback"
 
     def close(self) -> None:
-        self.reports.stop()
+        self.scheduler.stop()
         if self.ctx.jobs:
             self.ctx.jobs.shutdown()
 
@@ -77,15 +63,18 @@ def build(cfg: CoordinatorConfig) -> Coordinator:
                                              cfg.agent_timeout))
     query.register(apis, db)
     for module in MODULES:
-        module.register(apis)
+        apis.add_module(module)
     ctx.gconf = GlobalConfig(db, apis.long_timeouts())
     ctx.jobs = Jobs(db, cfg.api_workers)
-    reports = Reports(ctx)
+    failover = Failover(ctx)
+    vm_reports = VmReports(ctx, failover)
+    reports = Reports(ctx, vm_reports)
+    scheduler = Scheduler(ctx, failover)
     ctx.on_host_connect.extend([storage.on_host_connect, gc.on_host_connect,
-                                ha.on_host_connect, reports.sync_host])
+                                ha.on_host_connect, vm_reports.sync_host])
     if cfg.background:
-        reports.start_background()
-    return Coordinator(_flask(ctx, reports), ctx, reports)
+        scheduler.start()
+    return Coordinator(_flask(ctx, reports), ctx, reports, scheduler)
 
 
 def _flask(ctx: Context, reports: Reports) -> Flask:

@@ -1,9 +1,6 @@
-"""What arrives from the agents on their own (reports) and what the coordinator does on
-a clock (host pings): both keep the database in step with the machines.
-
-A VM report (a guest powered off, qemu crashed, a VM started by hand) changes the VM's
-state at once: seed 0.9's real-time state capture, not a poll.
-"""
+"""What arrives from the agents on their own (``/report``): kept for ``GET /reports``; a
+VM report goes to :mod:`coordinator.services.vmreports`, an agent asking to be
+connected again (``/kvm/reconnectme``) is reconnected."""
 
 from __future__ import annotations
 
@@ -11,12 +8,9 @@ import logging
 import threading
 from collections import deque
 
-from coordinator import allocator, gc
-from coordinator.agentclient import AgentCallError
-from coordinator.api import ApiError
-from coordinator.apis import hosts, imagedeletion, vmdeletion, volumedeletion
 from coordinator.context import Context
-from coordinator.failover import Failover
+from coordinator.services import hosts
+from coordinator.services.vmreports import VmReports
 
 log = logging.getLogger(__name__)
 
@@ -25,115 +19,22 @@ VM_REPORTS = ("/kvm/reportvmstart", "/kvm/reportvmshutdown", "/kvm/reportvmreboo
 
 
 class Reports:
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context, vms: VmReports):
         self.ctx = ctx
+        self.vms = vms
         self._recent: deque[dict] = deque(maxlen=1000)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.failover = Failover(ctx)
 
     def receive(self, commandpath: str, body: dict) -> None:
         log.info("report %s: %s", commandpath, body)
         with self._lock:
             self._recent.append({"commandpath": commandpath, "body": body})
         if commandpath in VM_REPORTS:
-            self._vm_state(body)
+            self.vms.reported(body)
         elif commandpath == "/kvm/reconnectme":
             threading.Thread(target=hosts.reconnect_quietly, args=(self.ctx,
                              str(body.get("hostUuid", ""))), daemon=True).start()
 
-    def sync_host(self, ctx: Context, host_uuid: str) -> None:
-        """On connect, the host's VMs as it runs them (``/vm/vmsync``) replace what the
-        database last heard: a VM the database has Running there that the host does not
-        run (the host rebooted, or lost it while the coordinator was down) is Stopped,
-        and a NeverStop VM is started again, as if the host had reported it."""
-        host = ctx.db.get("host", host_uuid)
-        try:
-            states = ctx.agents.call(hosts.agent_url(host), "/vm/vmsync", {})["states"]
-        except AgentCallError as exc:
-            log.warning("host %s: no VM sync after connect: %s", host["name"], exc)
-            return
-        running = ctx.db.find("vm", "host_uuid = ? AND state = 'Running'", (host_uuid,))
-        for vm in running:
-            state = states.get(vm["uuid"], "Stopped")
-            if state in ("Stopped", "Crashed"):
-                log.warning("vm %s (%s) is not running on host %s after its connect: %s",
-                            vm["name"], vm["uuid"], host["name"], state)
-                self._vm_state({"vmUuid": vm["uuid"], "vmState": state, "hostUuid": host_uuid})
-        known = {vm["uuid"] for vm in running}
-        for vm_uuid, state in states.items():
-            if state == "Running" and vm_uuid not in known:
-                self._vm_state({"vmUuid": vm_uuid, "vmState": state, "hostUuid": host_uuid})
-
     def recent(self) -> list[dict]:
         with self._lock:
             return list(self._recent)
-
-    def _vm_state(self, body: dict) -> None:
-        """A VM changed state on its own: the row follows, and so does the capacity its
-        host lends it. While an API works on the VM, the API's outcome wins."""
-        vm_uuid, state, host = body.get("vmUuid"), body.get("vmState"), body.get("hostUuid")
-        if not isinstance(vm_uuid, str) or state not in ("Running", "Stopped", "Crashed"):
-            log.warning("VM report without vmUuid/vmState: %s", body)
-            return
-        try:
-            with self.ctx.locks.hold(f"vm:{vm_uuid}", timeout=0):
-                self._apply(vm_uuid, state, host)
-        except TimeoutError:
-            log.info("vm %s reported %s while an API works on it: the API decides",
-                     vm_uuid, state)
-
-    def _apply(self, vm_uuid: str, state: str, host: str | None) -> None:
-        rows = self.ctx.db.find("vm", "uuid = ?", (vm_uuid,))
-        if not rows or rows[0]["state"] in ("Destroyed", "Expunging"):
-            return
-        vm = rows[0]
-        if vm["host_uuid"] not in (None, host):
-            log.info("vm %s: report from host %s, but it runs on %s: ignored", vm_uuid,
-                     host, vm["host_uuid"])
-            return
-        was_running = vm["state"] == "Running" and vm["host_uuid"]
-        if state in ("Stopped", "Crashed") and was_running:
-            allocator.release(self.ctx, vm["host_uuid"], vm["cpu_num"], vm["memory_size"])
-            self.ctx.db.update("vm", vm_uuid, state=state, host_uuid=None)
-            if vm["ha_level"] == "NeverStop":
-                self.failover.restart_in_place(vm_uuid)
-        elif state == "Running" and not was_running and host:
-            try:
-                allocator.take(self.ctx, self.ctx.db.get("host", host), vm["cpu_num"],
-                               vm["memory_size"])
-            except ApiError as exc:
-                log.warning("vm %s runs on %s beyond its capacity: %s", vm_uuid, host, exc)
-            self.ctx.db.update("vm", vm_uuid, state=state, host_uuid=host,
-                               last_host_uuid=host)
-        else:
-            self.ctx.db.update("vm", vm_uuid, state=state)
-        log.info("vm %s is %s (reported by host %s)", vm_uuid, state, host)
-
-    # -- on a clock -----------------------------------------------------------------------
-    def start_background(self) -> None:
-        self._every("host-ping", lambda: self.ctx.gconf.get("host", "ping.interval"),
-                    lambda: (hosts.ping_all(self.ctx), self.failover.check()))
-        self._every("vm-expunge", lambda: self.ctx.gconf.get("vm", "expungeInterval"),
-                    lambda: vmdeletion.expunge_due(self.ctx))
-        self._every("volume-expunge", lambda: self.ctx.gconf.get("volume", "expungeInterval"),
-                    lambda: volumedeletion.expunge_due(self.ctx))
-        self._every("image-expunge", lambda: self.ctx.gconf.get("image", "expungeInterval"),
-                    lambda: imagedeletion.expunge_due(self.ctx))
-        self._every("gc", lambda: self.ctx.gconf.get("gc", "interval"),
-                    lambda: gc.run_all(self.ctx))
-
-    def _every(self, name: str, interval, work) -> None:
-        def loop() -> None:
-            while not self._stop.wait(interval()):
-                try:
-                    work()
-                except Exception:
-                    log.exception("%s failed", name)
-        t = threading.Thread(target=loop, name=name, daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    def stop(self) -> None:
-        self._stop.set()

@@ -1,26 +1,14 @@
-"""VIPs and distributed EIPs (seed 1.2's flat network provider): an EIP lives on the
-host of its VM, in a namespace the kvmagent makes there, and moves with the VM.
-
-A VIP is an address of a public L3; an EIP binds it to a VM NIC. The EIP is applied on
-the VM's host while the VM runs there (attach, VM start, migration) and deleted there
-when the VM stops, moves away or the EIP is detached.
-"""
+"""VIPs and EIPs: create, attach, detach, delete (:mod:`coordinator.services.eips`)."""
 
 from __future__ import annotations
 
-import logging
-
 from agentlib.types import DisplayName, IPv4, Uuid
-from coordinator import ipam
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import networks
-from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.hosts import agent_url
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
 from coordinator.db import new_uuid
-
-log = logging.getLogger(__name__)
-EIP = "/flatnetworkprovider/eip"
+from coordinator.services import eips
+from coordinator.services.lookup import require
 
 
 class CreateVipMsg(ApiMessage):
@@ -48,144 +36,47 @@ class UuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def eip_to(ctx: Context, eip: dict, nic: dict) -> dict:
-    """kvmagent's EipTO of ``eip`` on ``nic``."""
-    vip = ctx.db.get("vip", eip["vip_uuid"])
-    public_l3 = ctx.db.get("l3_network", vip["l3_network_uuid"])
-    vm_l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
-    return {"eipUuid": eip["uuid"], "vip": vip["ip"], "vipNetmask": vip["netmask"],
-            "vipGateway": vip["gateway"], "nicName": networks.tap_name(nic),
-            "nicMac": nic["mac"], "nicIp": nic["ip"], "nicNetmask": nic["netmask"],
-            "nicGateway": nic["gateway"],
-            "publicBridgeName": networks.bridge_name(ctx.db.get(
-                "l2_network", public_l3["l2_network_uuid"])),
-            "vmBridgeName": networks.bridge_name(ctx.db.get(
-                "l2_network", vm_l3["l2_network_uuid"]))}
+@api("CreateVip")
+def create_vip(msg: CreateVipMsg, ctx: Context) -> dict:
+    """An address of a (public) L3 network, for an EIP."""
+    uuid = msg.resource_uuid or new_uuid()
+    eips.create_vip(ctx, uuid, msg.l3_network_uuid, msg.name, msg.description,
+                    msg.required_ip)
+    return inventory_reply(ctx, "vip", uuid)
 
 
-def apply_on_host(ctx: Context, vm: dict, host: dict) -> None:
-    """The EIPs of the VM's NICs on ``host`` (the public bridges made first)."""
-    for eip, nic in _eips_of(ctx, vm["uuid"]):
-        vip = ctx.db.get("vip", eip["vip_uuid"])
-        public_l2 = ctx.db.get("l2_network", ctx.db.get(
-            "l3_network", vip["l3_network_uuid"])["l2_network_uuid"])
-        networks.ensure_bridge(ctx, public_l2, host)
-        ctx.agents.call(agent_url(host), f"{EIP}/apply", {"eip": eip_to(ctx, eip, nic)})
+@api("DeleteVip")
+def delete_vip(msg: UuidMsg, ctx: Context) -> dict:
+    """Delete a VIP no EIP uses; its address is free again."""
+    eips.delete_vip(ctx, msg.uuid)
+    return {}
 
 
-def delete_commands(ctx: Context, vm: dict) -> list[tuple[str, dict]]:
-    """The host commands that remove the VM's EIPs from its host, as (path, body)."""
-    eips = [{"eipUuid": eip["uuid"]} for eip, _ in _eips_of(ctx, vm["uuid"])]
-    return [(f"{EIP}/batchdelete", {"eips": eips})] if eips else []
+@api("CreateEip")
+def create_eip(msg: CreateEipMsg, ctx: Context) -> dict:
+    """An EIP on a VIP; with vmNicUuid, attached to that VM NIC at once."""
+    uuid = msg.resource_uuid or new_uuid()
+    eips.create(ctx, uuid, msg.vip_uuid, msg.name, msg.description, msg.vm_nic_uuid)
+    return inventory_reply(ctx, "eip", uuid)
 
 
-def delete_on_host(ctx: Context, vm: dict, host: dict) -> None:
-    for path, body in delete_commands(ctx, vm):
-        ctx.agents.call(agent_url(host), path, body)
+@api("AttachEip")
+def attach_eip(msg: AttachEipMsg, ctx: Context) -> dict:
+    """Bind an EIP to a VM NIC (applied on the VM's host if it runs)."""
+    require(ctx, "eip", msg.eip_uuid, "eipUuid")
+    eips.attach(ctx, msg.eip_uuid, msg.vm_nic_uuid, "vmNicUuid")
+    return inventory_reply(ctx, "eip", msg.eip_uuid)
 
 
-def _eips_of(ctx: Context, vm_uuid: str) -> list[tuple[dict, dict]]:
-    out = []
-    for nic in ctx.db.find("vm_nic", "vm_uuid = ?", (vm_uuid,)):
-        for eip in ctx.db.find("eip", "vm_nic_uuid = ?", (nic["uuid"],)):
-            out.append((eip, nic))
-    return out
+@api("DetachEip")
+def detach_eip(msg: UuidMsg, ctx: Context) -> dict:
+    """Unbind an EIP from its VM NIC (removed from the VM's host)."""
+    eips.detach(ctx, msg.uuid)
+    return inventory_reply(ctx, "eip", msg.uuid)
 
 
-def _running_host(ctx: Context, nic: dict) -> tuple[dict, dict | None]:
-    vm = ctx.db.get("vm", nic["vm_uuid"])
-    host = ctx.db.get("host", vm["host_uuid"]) if vm["state"] == "Running" else None
-    return vm, host
-
-
-def register(apis: Apis) -> None:
-    @apis.register("CreateVip")
-    def create_vip(msg: CreateVipMsg, ctx: Context) -> dict:
-        """An address of a (public) L3 network, for an EIP."""
-        require(ctx, "l3_network", msg.l3_network_uuid, "l3NetworkUuid")
-        uuid = msg.resource_uuid or new_uuid()
-        with ctx.db.tx():
-            ip = ipam.allocate(ctx.db, msg.l3_network_uuid, uuid, "Vip", msg.required_ip)
-            ctx.db.insert("vip", {"uuid": uuid, "name": msg.name,
-                                  "description": msg.description,
-                                  "l3_network_uuid": msg.l3_network_uuid, "ip": ip["ip"],
-                                  "netmask": ip["netmask"], "gateway": ip["gateway"]})
-        return inventory_reply(ctx, "vip", uuid)
-
-    @apis.register("DeleteVip")
-    def delete_vip(msg: UuidMsg, ctx: Context) -> dict:
-        """Delete a VIP no EIP uses; its address is free again."""
-        require(ctx, "vip", msg.uuid, "uuid")
-        if ctx.db.find("eip", "vip_uuid = ?", (msg.uuid,)):
-            raise ApiError(f"uuid: VIP {msg.uuid} is used by an EIP; delete that first")
-        with ctx.db.tx():
-            ipam.release(ctx.db, msg.uuid)
-            ctx.db.delete("vip", msg.uuid)
-        return {}
-
-    def attach(ctx: Context, eip_uuid: str, nic_uuid: str, field: str) -> None:
-        nic = require(ctx, "vm_nic", nic_uuid, field)
-        eip = ctx.db.get("eip", eip_uuid)
-        if eip["vm_nic_uuid"] == nic_uuid:
-            return
-        if eip["vm_nic_uuid"]:
-            raise ApiError(f"eipUuid: EIP {eip['name']} is attached to NIC "
-                           f"{eip['vm_nic_uuid']}; detach it first")
-        if ctx.db.find("eip", "vm_nic_uuid = ?", (nic_uuid,)):
-            raise ApiError(f"{field}: NIC {nic_uuid} has an EIP already")
-        vm, host = _running_host(ctx, nic)
-        with ctx.locks.hold(f"vm:{vm['uuid']}"):
-            ctx.db.update("eip", eip_uuid, vm_nic_uuid=nic_uuid, guest_ip=nic["ip"])
-            if host is not None:
-                try:
-                    apply_on_host(ctx, vm, host)
-                except Exception as exc:  # noqa: BLE001 - undone and said with the host
-                    ctx.db.update("eip", eip_uuid, vm_nic_uuid=None, guest_ip=None)
-                    raise ApiError(f"host {host['name']}: {exc}") from None
-
-    @apis.register("CreateEip")
-    def create_eip(msg: CreateEipMsg, ctx: Context) -> dict:
-        """An EIP on a VIP; with vmNicUuid, attached to that VM NIC at once."""
-        require(ctx, "vip", msg.vip_uuid, "vipUuid")
-        if ctx.db.find("eip", "vip_uuid = ?", (msg.vip_uuid,)):
-            raise ApiError(f"vipUuid: VIP {msg.vip_uuid} has an EIP already")
-        uuid = msg.resource_uuid or new_uuid()
-        ctx.db.insert("eip", {"uuid": uuid, "name": msg.name, "description": msg.description,
-                              "vip_uuid": msg.vip_uuid})
-        if msg.vm_nic_uuid:
-            try:
-                attach(ctx, uuid, msg.vm_nic_uuid, "vmNicUuid")
-            except ApiError:
-                ctx.db.delete("eip", uuid)
-                raise
-        return inventory_reply(ctx, "eip", uuid)
-
-    @apis.register("AttachEip")
-    def attach_eip(msg: AttachEipMsg, ctx: Context) -> dict:
-        """Bind an EIP to a VM NIC (applied on the VM's host if it runs)."""
-        require(ctx, "eip", msg.eip_uuid, "eipUuid")
-        attach(ctx, msg.eip_uuid, msg.vm_nic_uuid, "vmNicUuid")
-        return inventory_reply(ctx, "eip", msg.eip_uuid)
-
-    def detach(ctx: Context, eip: dict) -> None:
-        if not eip["vm_nic_uuid"]:
-            return
-        vm, host = _running_host(ctx, ctx.db.get("vm_nic", eip["vm_nic_uuid"]))
-        with ctx.locks.hold(f"vm:{vm['uuid']}"):
-            if host is not None:
-                ctx.agents.call(agent_url(host), f"{EIP}/delete",
-                                {"eip": {"eipUuid": eip["uuid"]}})
-            ctx.db.update("eip", eip["uuid"], vm_nic_uuid=None, guest_ip=None)
-
-    @apis.register("DetachEip")
-    def detach_eip(msg: UuidMsg, ctx: Context) -> dict:
-        """Unbind an EIP from its VM NIC (removed from the VM's host)."""
-        detach(ctx, require(ctx, "eip", msg.uuid, "uuid"))
-        return inventory_reply(ctx, "eip", msg.uuid)
-
-    @apis.register("DeleteEip")
-    def delete_eip(msg: UuidMsg, ctx: Context) -> dict:
-        """Detach and delete an EIP (its VIP stays)."""
-        detach(ctx, require(ctx, "eip", msg.uuid, "uuid"))
-        ctx.db.delete("eip", msg.uuid)
-        return {}
+@api("DeleteEip")
+def delete_eip(msg: UuidMsg, ctx: Context) -> dict:
+    """Detach and delete an EIP (its VIP stays)."""
+    eips.delete(ctx, msg.uuid)
+    return {}

@@ -1,32 +1,15 @@
-"""VM HA levels and the hosts' self-fencers (HCI manual: 云主机高可用).
-
-A VM's HA level (``haLevel`` in its inventory: NeverStop or OnHostFailure) is set by
-SetVmInstanceHaLevel or by CreateVmInstance's system tag ``ha::NeverStop``. Such a VM on
-Ceph is restarted on another host when its host is lost (:mod:`coordinator.failover`).
-
-What makes a restart safe is the self-fencer each host's agent runs per Ceph primary
-storage (``/ha/selffencer/setup``): it writes a heartbeat object in the root-volume
-pool every ``ha/host.selfFencer.interval`` seconds and, once it has lost both its
-storage and the coordinator for ``maxAttempts`` intervals, destroys its VMs on that
-storage. A connected host gets its fencers on every (re)connect; with ``ha/enable``
-false they are cancelled (planned whole-cluster maintenance: no host fences itself).
-"""
+"""VM HA levels: set, get, delete (:mod:`coordinator.services.ha`)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
 from agentlib.types import Uuid
-from coordinator.agentclient import AgentCallError
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis.common import inventory_reply, require, tags
-from coordinator.apis.hosts import agent_url
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
-
-log = logging.getLogger(__name__)
-LEVELS = ("NeverStop", "OnHostFailure")
-TAG = "ha"
+from coordinator.services import ha
+from coordinator.services.lookup import require
 
 
 class SetHaLevelMsg(ApiMessage):
@@ -38,73 +21,22 @@ class VmUuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def level_from_tags(system_tags: list[str]) -> str:
-    """CreateVmInstance's ``ha::<level>`` tag as the VM's ``ha_level`` ('' = none)."""
-    levels = tags(system_tags, TAG)
-    for level in levels:
-        if level not in LEVELS:
-            raise ApiError(f"systemTags: 'ha::{level}': the HA level is one of "
-                           f"{', '.join(LEVELS)}")
-    return levels[-1] if levels else ""
+@api("SetVmInstanceHaLevel")
+def set_level(msg: SetHaLevelMsg, ctx: Context) -> dict:
+    """NeverStop or OnHostFailure: restarted on another host if its host is lost
+    (needs its volumes on Ceph)."""
+    ha.set_level(ctx, msg.uuid, msg.level)
+    return inventory_reply(ctx, "vm", msg.uuid)
 
 
-def ceph_access(ps: dict) -> dict:
-    """How a host's agent reaches the storage's root-volume pool itself."""
-    config = ps["config"]
-    return {"pool": config["rootVolumePoolName"], "userKey": config["userKey"],
-            "monHosts": [f"{m['host']}:{m['port']}" for m in config["mons"]]}
+@api("GetVmInstanceHaLevel")
+def get_level(msg: VmUuidMsg, ctx: Context) -> dict:
+    """The VM's HA level (``level`` is null without one)."""
+    return {"level": require(ctx, "vm", msg.uuid, "uuid")["ha_level"] or None}
 
 
-def fencer_settings(ctx: Context) -> dict:
-    return {"interval": ctx.gconf.get("ha", "host.selfFencer.interval"),
-            "maxAttempts": ctx.gconf.get("ha", "host.selfFencer.maxAttempts")}
-
-
-def ceph_storages(ctx: Context, cluster_uuid: str) -> list[dict]:
-    return ctx.db.find("primary_storage", "type = 'Ceph' AND uuid IN (SELECT ps_uuid FROM "
-                       "ps_cluster WHERE cluster_uuid = ?)", (cluster_uuid,))
-
-
-def sync_fencers(ctx: Context, host_uuid: str, timeout: float | None = None) -> None:
-    """Set up (``ha/enable`` true) or cancel the host's fencers, one per Ceph storage of
-    its cluster. A failure is logged: the host stays usable, only not HA-safe."""
-    host = ctx.db.get("host", host_uuid)
-    enabled = ctx.gconf.get("ha", "enable")
-    for ps in ceph_storages(ctx, host["cluster_uuid"]):
-        try:
-            if enabled:
-                ctx.agents.call(agent_url(host), "/ha/selffencer/setup", {
-                    "psUuid": ps["uuid"], "hostUuid": host_uuid, **ceph_access(ps),
-                    **fencer_settings(ctx)}, timeout)
-            else:
-                ctx.agents.call(agent_url(host), "/ha/selffencer/cancel",
-                                {"psUuid": ps["uuid"]}, timeout)
-        except AgentCallError as exc:
-            log.warning("host %s: self-fencer for %s not %s: %s", host["name"], ps["name"],
-                        "set up" if enabled else "cancelled", exc)
-
-
-def on_host_connect(ctx: Context, host_uuid: str) -> None:
-    sync_fencers(ctx, host_uuid)
-
-
-def register(apis: Apis) -> None:
-    @apis.register("SetVmInstanceHaLevel")
-    def set_level(msg: SetHaLevelMsg, ctx: Context) -> dict:
-        """NeverStop or OnHostFailure: restarted on another host if its host is lost
-        (needs its volumes on Ceph)."""
-        require(ctx, "vm", msg.uuid, "uuid")
-        ctx.db.update("vm", msg.uuid, ha_level=msg.level)
-        return inventory_reply(ctx, "vm", msg.uuid)
-
-    @apis.register("GetVmInstanceHaLevel")
-    def get_level(msg: VmUuidMsg, ctx: Context) -> dict:
-        """The VM's HA level (``level`` is null without one)."""
-        return {"level": require(ctx, "vm", msg.uuid, "uuid")["ha_level"] or None}
-
-    @apis.register("DeleteVmInstanceHaLevel")
-    def delete_level(msg: VmUuidMsg, ctx: Context) -> dict:
-        """No HA: the VM stays down with its host."""
-        require(ctx, "vm", msg.uuid, "uuid")
-        ctx.db.update("vm", msg.uuid, ha_level="")
-        return {}
+@api("DeleteVmInstanceHaLevel")
+def delete_level(msg: VmUuidMsg, ctx: Context) -> dict:
+    """No HA: the VM stays down with its host."""
+    ha.set_level(ctx, msg.uuid, "")
+    return {}

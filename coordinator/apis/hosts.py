@@ -1,28 +1,17 @@
-"""KVM hosts: add (connect to the agent), reconnect, state, delete; pings on a clock.
-
-The agent must already run on the host (``ansible/`` deploys it). Connecting tells the
-agent its hostUuid and where to report (``sendCommandUrl``), then reads its capacity
-and facts. Each ping checks the agent still has that identity: a replaced or re-installed
-agent (no or another hostUuid) is reconnected; ``host/ping.maxFailure`` missed pings in
-a row make the host Disconnected, and the first answer after that reconnects it.
-"""
+"""KVM hosts: AddKVMHost, ReconnectHost, DeleteHost (:mod:`coordinator.services.hosts`)."""
 
 from __future__ import annotations
-
-import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import Field
 
 from agentlib.types import DisplayName, IPv4, Uuid
-from coordinator.agentclient import AgentCallError
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis.common import inventory_reply, require
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
-from coordinator.db import new_uuid, now
-
-log = logging.getLogger(__name__)
-KVMAGENT_PORT = 7070
+from coordinator.db import new_uuid
+from coordinator.services import hosts
+from coordinator.services.hosts import KVMAGENT_PORT
+from coordinator.services.lookup import require
 
 
 class AddKvmHostMsg(ApiMessage):
@@ -43,107 +32,24 @@ class HostUuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def agent_url(host: dict) -> str:
-    return f"http://{host['management_ip']}:{host['agent_port']}"
+@api("AddKVMHost", long=True)
+def add_kvm_host(msg: AddKvmHostMsg, ctx: Context, deadline) -> dict:
+    """Add a KVM host whose agent runs at managementIp:agentPort, and connect it."""
+    uuid = hosts.add(ctx, msg.cluster_uuid, msg.name, msg.description, msg.management_ip,
+                     msg.agent_port, msg.resource_uuid or new_uuid())
+    return inventory_reply(ctx, "host", uuid)
 
 
-def connect(ctx: Context, uuid: str) -> dict:
-    """Connect the agent, read capacity and facts; the host is Connected after."""
-    host = ctx.db.get("host", uuid)
-    url = agent_url(host)
-    with ctx.locks.hold(f"host:{uuid}"):
-        try:
-            ctx.agents.call(url, "/host/connect", {"hostUuid": uuid,
-                                                   "sendCommandUrl": ctx.report_url})
-            cap = ctx.agents.call(url, "/host/capacity", {})
-            facts = ctx.agents.call(url, "/host/fact", {})
-        except AgentCallError as exc:
-            ctx.db.update("host", uuid, status="Disconnected", last_error=str(exc))
-            raise ApiError(f"host {host['name']} ({host['management_ip']}): cannot connect "
-                           f"its agent: {exc}") from None
-        facts = {k: v for k, v in facts.items() if k not in ("success", "error")}
-        ctx.db.update("host", uuid, status="Connected", cpu_num=cap["cpuNum"],
-                      cpu_speed=cap["cpuSpeed"], total_memory=cap["totalMemory"],
-                      reserved_memory=cap.get("reservedMemory", 0), facts=facts,
-                      missed_pings=0, last_ping=now(), last_error="")
-    log.info("host %s (%s) connected: %d CPUs, %d MiB", host["name"], url, cap["cpuNum"],
-             cap["totalMemory"] >> 20)
-    for hook in ctx.on_host_connect:
-        hook(ctx, uuid)
-    return ctx.db.get("host", uuid)
+@api("ReconnectHost", long=True)
+def reconnect_host(msg: HostUuidMsg, ctx: Context, deadline) -> dict:
+    """Connect a host's agent again (after an agent upgrade or a lost connection)."""
+    require(ctx, "host", msg.uuid, "uuid")
+    hosts.connect(ctx, msg.uuid)
+    return inventory_reply(ctx, "host", msg.uuid)
 
 
-def reconnect_quietly(ctx: Context, uuid: str) -> None:
-    try:
-        connect(ctx, uuid)
-    except (ApiError, LookupError) as exc:
-        log.warning("reconnect of host %s failed: %s", uuid, exc)
-
-
-def ping_one(ctx: Context, host: dict) -> None:
-    try:
-        reply = ctx.agents.call(agent_url(host), "/host/ping", {}, timeout=5)
-    except AgentCallError as exc:
-        missed = host["missed_pings"] + 1
-        limit = ctx.gconf.get("host", "ping.maxFailure")
-        status = "Disconnected" if missed >= limit else host["status"]
-        if status != host["status"]:
-            log.warning("host %s (%s) Disconnected after %d missed pings: %s", host["name"],
-                        host["management_ip"], missed, exc)
-        ctx.db.update("host", host["uuid"], missed_pings=missed, status=status,
-                      last_error=str(exc))
-        return
-    if reply.get("hostUuid") != host["uuid"] or host["status"] != "Connected":
-        log.info("host %s: agent answers as %s (status %s): reconnecting", host["name"],
-                 reply.get("hostUuid"), host["status"])
-        reconnect_quietly(ctx, host["uuid"])
-    else:
-        ctx.db.update("host", host["uuid"], missed_pings=0, last_ping=now())
-
-
-def ping_all(ctx: Context) -> None:
-    hosts = ctx.db.find("host")
-    with ThreadPoolExecutor(min(16, max(1, len(hosts)))) as pool:
-        list(pool.map(lambda h: ping_one(ctx, h), hosts))
-
-
-def register(apis: Apis) -> None:
-    @apis.register("AddKVMHost", long=True)
-    def add_kvm_host(msg: AddKvmHostMsg, ctx: Context, deadline) -> dict:
-        """Add a KVM host whose agent runs at managementIp:agentPort, and connect it."""
-        cluster = require(ctx, "cluster", msg.cluster_uuid, "clusterUuid")
-        if ctx.db.find("host", "management_ip = ?", (msg.management_ip,)):
-            raise ApiError(f"managementIp: a host with {msg.management_ip} exists already")
-        uuid = msg.resource_uuid or new_uuid()
-        ctx.db.insert("host", {"uuid": uuid, "name": msg.name, "description": msg.description,
-                               "zone_uuid": cluster["zone_uuid"],
-                               "cluster_uuid": msg.cluster_uuid,
-                               "management_ip": msg.management_ip,
-                               "agent_port": msg.agent_port})
-        try:
-            connect(ctx, uuid)
-        except ApiError:
-            ctx.db.delete("host", uuid)
-            raise
-        return inventory_reply(ctx, "host", uuid)
-
-    @apis.register("ReconnectHost", long=True)
-    def reconnect_host(msg: HostUuidMsg, ctx: Context, deadline) -> dict:
-        """Connect a host's agent again (after an agent upgrade or a lost connection)."""
-        require(ctx, "host", msg.uuid, "uuid")
-        connect(ctx, msg.uuid)
-        return inventory_reply(ctx, "host", msg.uuid)
-
-    @apis.register("DeleteHost")
-    def delete_host(msg: HostUuidMsg, ctx: Context) -> dict:
-        """Remove a host with no VMs on it from the inventory."""
-        require(ctx, "host", msg.uuid, "uuid")
-        vms = ctx.db.find("vm", "host_uuid = ? AND state NOT IN ('Stopped', 'Destroyed')",
-                          (msg.uuid,))
-        if vms:
-            raise ApiError(f"uuid: host {msg.uuid} still runs {len(vms)} VMs "
-                           f"({', '.join(v['name'] for v in vms[:5])}); stop or migrate them")
-        ctx.db.update_where("gc_job", "host_uuid = ? AND status = 'Pending'", (msg.uuid,),
-                            status="Cancelled", last_error="the host was deleted")
-        ctx.db.delete("host", msg.uuid)
-        return {}
+@api("DeleteHost")
+def delete_host(msg: HostUuidMsg, ctx: Context) -> dict:
+    """Remove a host with no VMs on it from the inventory."""
+    hosts.delete(ctx, msg.uuid)
+    return {}

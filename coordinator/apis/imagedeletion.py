@@ -1,33 +1,16 @@
-"""Deleting images by the deletion policy (seed 1.0), copy by copy: DeleteImage
-``{uuid, backupStorageUuids?}`` (default: every backup storage the image is on) follows
-``image/deletionPolicy``. Direct deletes the bits there and drops those copies; the
-image leaves the inventory with its last copy. Delay (the default) and Never mark the
-copies Deleted and keep their bits; an image whose copies are all Deleted is Deleted
-itself, so no VM, ISO or image cache is made from it (a Deleted copy is never a source).
-RecoverImage brings copies, and the image, back to Ready; ExpungeImage deletes the bits
-of Deleted copies now; the expunger does so ``image/expungePeriod`` seconds after the
-delete (checked every ``image/expungeInterval``; never under Never).
-
-Copies already in a primary storage's image cache stay: the root volumes cloned from
-the cache depend on it, and it goes with its primary storage.
-"""
+"""DeleteImage, RecoverImage, ExpungeImage by the deletion policy, copy by copy
+(:mod:`coordinator.services.imagedeletion`). The reply has the image's inventory, or
+nothing once its last copy is gone."""
 
 from __future__ import annotations
-
-import logging
 
 from pydantic import Field
 
 from agentlib.types import Uuid
-from coordinator import gc
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import expunger
-from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.storageagents import CEPH_BS, SFTP_BS
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
-
-log = logging.getLogger(__name__)
-BS_UUIDS = "backupStorageUuids"
+from coordinator.services import imagedeletion
 
 
 class DeleteImageMsg(ApiMessage):
@@ -42,135 +25,27 @@ class ImageCopiesMsg(ApiMessage):
         None, min_length=1, description="default: every Deleted copy of the image")
 
 
-def _copies(ctx: Context, image: dict, bs_uuids: list[str] | None,
-            status: str | None = None) -> list[dict]:
-    """The image's copies (image_bs rows) on ``bs_uuids``, each of which must hold one
-    (in ``status`` if given: an error naming the field otherwise); without ``bs_uuids``
-    every copy (in ``status``)."""
-    refs = {r["bs_uuid"]: r for r in ctx.db.find("image_bs", "image_uuid = ?",
-                                                  (image["uuid"],))}
-    if bs_uuids is None:
-        return [r for r in refs.values() if status in (None, r["status"])]
-    out: dict[str, dict] = {}
-    for i, uuid in enumerate(bs_uuids):
-        ref = refs.get(uuid)
-        if ref is None:
-            raise ApiError(f"{BS_UUIDS}.{i}: image {image['name']} is not on backup storage "
-                           f"{uuid}")
-        if status not in (None, ref["status"]):
-            bs = ctx.db.get("backup_storage", uuid)
-            raise ApiError(f"{BS_UUIDS}.{i}: image {image['name']} is {ref['status']} on "
-                           f"backup storage {bs['name']}, not {status}")
-        out[uuid] = ref
-    return list(out.values())
+def _reply(ctx: Context, image_uuid: str, kept: bool) -> dict:
+    return inventory_reply(ctx, "image", image_uuid) if kept else {}
 
 
-def _mark(ctx: Context, image: dict, refs: list[dict], status: str) -> None:
-    for ref in refs:
-        ctx.db.update_where("image_bs", "image_uuid = ? AND bs_uuid = ?",
-                            (image["uuid"], ref["bs_uuid"]), status=status)
+@api("DeleteImage", long=True)
+def delete_image(msg: DeleteImageMsg, ctx: Context, deadline) -> dict:
+    """Delete an image from backup storages (default: all) as image/deletionPolicy
+    says (Direct, Delay, Never); copies kept as Deleted can be recovered."""
+    return _reply(ctx, msg.uuid, imagedeletion.delete(ctx, msg.uuid,
+                                                      msg.backup_storage_uuids))
 
 
-def _settle(ctx: Context, image: dict) -> dict:
-    """The image's status from its copies: Deleted when all are, Ready again when one
-    is; gone with its last copy. The API's reply."""
-    statuses = {r["status"] for r in ctx.db.find("image_bs", "image_uuid = ?",
-                                                  (image["uuid"],))}
-    if not statuses:
-        ctx.db.delete("image", image["uuid"])
-        log.info("image %s (%s) expunged: no copy left", image["name"], image["uuid"])
-        return {}
-    if statuses == {"Deleted"}:
-        ctx.db.update("image", image["uuid"], status="Deleted")
-    elif image["status"] == "Deleted" and "Ready" in statuses:
-        ctx.db.update("image", image["uuid"], status="Ready")
-    return inventory_reply(ctx, "image", image["uuid"])
+@api("RecoverImage")
+def recover_image(msg: ImageCopiesMsg, ctx: Context) -> dict:
+    """Bring Deleted copies of an image (default: all) back to Ready, and the image."""
+    return _reply(ctx, msg.image_uuid, imagedeletion.recover(ctx, msg.image_uuid,
+                                                             msg.backup_storage_uuids))
 
 
-def _expunge(ctx: Context, image: dict, refs: list[dict]) -> dict:
-    """Delete the bits of ``refs`` through their backup storage's agent (a GC job while it
-    is unreachable), each copy's row right after (a refusal halfway leaves the rest as
-    they were)."""
-    for ref in refs:
-        bs = ctx.db.get("backup_storage", ref["bs_uuid"])
-        path = ref["install_path"]
-        if path:
-            gc.storage_call(ctx, bs, "bs", f"{CEPH_BS}/image/delete" if bs["type"] == "Ceph"
-                            else f"{SFTP_BS}/delete", {"installPath": path},
-                            f"delete image {image['uuid']} from {bs['name']}")
-        with ctx.db.tx():
-            ctx.db.conn().execute("DELETE FROM image_bs WHERE image_uuid = ? AND bs_uuid = ?",
-                                  (image["uuid"], ref["bs_uuid"]))
-        log.info("image %s (%s) expunged from backup storage %s", image["name"],
-                 image["uuid"], bs["name"])
-    return _settle(ctx, ctx.db.get("image", image["uuid"]))
-
-
-def _expunge_deleted(ctx: Context, uuid: str, bs_uuids: list[str] | None,
-                     timeout: float = -1) -> dict:
-    with ctx.locks.hold(f"image:{uuid}", timeout=timeout):
-        image = ctx.db.get("image", uuid)
-        refs = _copies(ctx, image, bs_uuids, "Deleted")
-        if not refs:
-            raise ApiError(f"imageUuid: image {image['name']} has no Deleted copy; delete it "
-                           "first")
-        return _expunge(ctx, image, refs)
-
-
-def _due(ctx: Context, before: float) -> list[dict]:
-    """Images with copies Deleted at or before ``before``, and those copies."""
-    due: dict[str, list[str]] = {}
-    for image_uuid, bs_uuid in ctx.db.conn().execute(
-            "SELECT image_uuid, bs_uuid FROM image_bs WHERE status = 'Deleted' AND "
-            "updated <= ? ORDER BY image_uuid", (before,)):
-        due.setdefault(image_uuid, []).append(bs_uuid)
-    return [{"uuid": image, "bs_uuids": copies} for image, copies in due.items()]
-
-
-def expunge_due(ctx: Context) -> int:
-    """Expunge the Deleted copies whose period is over (not under policy Never); the
-    number of images concerned."""
-    return expunger.expunge_due(
-        ctx, "image", lambda before: _due(ctx, before),
-        lambda row: _expunge_deleted(ctx, row["uuid"], row["bs_uuids"], timeout=0))
-
-
-def register(apis: Apis) -> None:
-    @apis.register("DeleteImage", long=True)
-    def delete_image(msg: DeleteImageMsg, ctx: Context, deadline) -> dict:
-        """Delete an image from backup storages (default: all) as image/deletionPolicy
-        says (Direct, Delay, Never); copies kept as Deleted can be recovered."""
-        image = require(ctx, "image", msg.uuid, "uuid")
-        policy = expunger.policy(ctx, "image")
-        with ctx.locks.hold(f"image:{image['uuid']}"):
-            image = ctx.db.get("image", image["uuid"])
-            refs = _copies(ctx, image, msg.backup_storage_uuids)
-            if any(r["status"] == "Downloading" for r in refs):
-                raise ApiError(f"uuid: image {image['name']} is still downloading")
-            if policy == "Direct":
-                return _expunge(ctx, image, refs)
-            # a copy without bits (a failed download) has nothing to keep
-            _mark(ctx, image, [r for r in refs if r["install_path"]], "Deleted")
-            reply = _expunge(ctx, image, [r for r in refs if not r["install_path"]])
-        log.info("image %s (%s) deleted from %d backup storage(s) (%s: recoverable)",
-                 image["name"], image["uuid"], len(refs), policy)
-        return reply
-
-    @apis.register("RecoverImage")
-    def recover_image(msg: ImageCopiesMsg, ctx: Context) -> dict:
-        """Bring Deleted copies of an image (default: all) back to Ready, and the image."""
-        image = require(ctx, "image", msg.image_uuid, "imageUuid")
-        with ctx.locks.hold(f"image:{image['uuid']}"):
-            image = ctx.db.get("image", image["uuid"])
-            refs = _copies(ctx, image, msg.backup_storage_uuids, "Deleted")
-            if not refs:
-                raise ApiError(f"imageUuid: image {image['name']} is {image['status']} and "
-                               "has no Deleted copy")
-            _mark(ctx, image, refs, "Ready")
-            return _settle(ctx, image)
-
-    @apis.register("ExpungeImage", long=True)
-    def expunge_image(msg: ImageCopiesMsg, ctx: Context, deadline) -> dict:
-        """Delete the bits of Deleted copies of an image (default: all) now."""
-        require(ctx, "image", msg.image_uuid, "imageUuid")
-        return _expunge_deleted(ctx, msg.image_uuid, msg.backup_storage_uuids)
+@api("ExpungeImage", long=True)
+def expunge_image(msg: ImageCopiesMsg, ctx: Context, deadline) -> dict:
+    """Delete the bits of Deleted copies of an image (default: all) now."""
+    return _reply(ctx, msg.image_uuid, imagedeletion.expunge_deleted(
+        ctx, msg.image_uuid, msg.backup_storage_uuids))

@@ -1,23 +1,13 @@
-"""LocalStorageMigrateVolume (seed 1.0): move a stopped VM's root volume (or a detached
-data volume) on local storage to another host of the storage's clusters; the VM then
-starts there. The source host's kvmagent copies the volume with its backing chain (the
-image cache) over ssh; the coordinator first authorizes that agent's key on the
-destination, and records the copied cache there, so later VMs on it reuse the image."""
+"""LocalStorageMigrateVolume (:mod:`coordinator.services.localmigrate`)."""
 
 from __future__ import annotations
 
-import logging
-
 from agentlib.types import Uuid
-from coordinator.agentclient import AgentCallError
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.hosts import agent_url
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
-from coordinator.db import new_uuid
 from coordinator.jobs import Deadline
-
-log = logging.getLogger(__name__)
+from coordinator.services import localmigrate
 
 
 class LocalStorageMigrateVolumeMsg(ApiMessage):
@@ -25,71 +15,10 @@ class LocalStorageMigrateVolumeMsg(ApiMessage):
     dest_host_uuid: Uuid
 
 
-def migrate_volume(ctx: Context, volume: dict, dest: dict, deadline: Deadline) -> None:
-    ps = ctx.db.get("primary_storage", volume["ps_uuid"])
-    if ps["type"] != "LocalStorage":
-        raise ApiError(f"volumeUuid: volume {volume['name']} is on {ps['type']}, not local "
-                       "storage")
-    if volume["host_uuid"] == dest["uuid"]:
-        raise ApiError(f"destHostUuid: volume {volume['name']} is on {dest['name']} already")
-    if not ctx.db.find("ps_cluster", "ps_uuid = ? AND cluster_uuid = ?",
-                       (ps["uuid"], dest["cluster_uuid"])):
-        raise ApiError(f"destHostUuid: host {dest['name']}'s cluster is not attached to "
-                       f"primary storage {ps['name']}")
-    if dest["status"] != "Connected":
-        raise ApiError(f"destHostUuid: host {dest['name']} is {dest['status']}")
-    vm = ctx.db.get("vm", volume["vm_uuid"]) if volume["vm_uuid"] else None
-    if volume["type"] == "Root" and vm["state"] != "Stopped":
-        raise ApiError(f"volumeUuid: VM {vm['name']} is {vm['state']}: stop it first")
-    if volume["type"] == "Data" and vm is not None:
-        raise ApiError(f"volumeUuid: volume {volume['name']} is attached: detach it first")
-    source = ctx.db.get("host", volume["host_uuid"])
-    try:
-        key = ctx.agents.call(agent_url(source), "/localstorage/sshkey", {})["publicKey"]
-        ctx.agents.call(agent_url(dest), "/localstorage/authorizekey", {"publicKey": key})
-        ctx.agents.call(agent_url(dest), "/localstorage/init", {"path": ps["url"]})
-        body = {"srcInstallPath": volume["install_path"], "dstHostIp": dest["management_ip"],
-                "volumeType": volume["type"].lower()}
-        if vm is not None:
-            body["vmUuid"] = vm["uuid"]
-        ctx.agents.call_async(agent_url(source), "/localstorage/volume/migrate", body,
-                              deadline.left())
-    except AgentCallError as exc:
-        raise ApiError(f"moving volume {volume['name']} from {source['name']} to "
-                       f"{dest['name']}: {exc}") from None
-    with ctx.db.tx():
-        ctx.db.update("volume", volume["uuid"], host_uuid=dest["uuid"])
-        if vm is not None:
-            ctx.db.update("vm", vm["uuid"], last_host_uuid=dest["uuid"])
-        for cache in ctx.db.find("image_cache", "ps_uuid = ? AND host_uuid = ? AND "
-                                 "image_uuid = ?", (ps["uuid"], source["uuid"],
-                                                    volume["root_image_uuid"] or "")):
-            ctx.db.conn().execute("INSERT OR IGNORE INTO image_cache (uuid, ps_uuid, "
-                                  "host_uuid, image_uuid, install_path, status, size, "
-                                  "created, updated) VALUES (?, ?, ?, ?, ?, 'Ready', ?, "
-                                  "?, ?)", (new_uuid(), ps["uuid"], dest["uuid"],
-                                            cache["image_uuid"], cache["install_path"],
-                                            cache["size"], cache["created"],
-                                            cache["updated"]))
-    try:
-        ctx.agents.call(agent_url(source), "/localstorage/delete",
-                        {"path": volume["install_path"]})
-    except AgentCallError as exc:
-        log.warning("volume %s moved; its old copy on %s stays: %s", volume["uuid"],
-                    source["name"], exc)
-    log.info("volume %s moved from %s to %s", volume["uuid"], source["name"], dest["name"])
-
-
-def register(apis: Apis) -> None:
-    @apis.register("LocalStorageMigrateVolume", long=True)
-    def local_storage_migrate_volume(msg: LocalStorageMigrateVolumeMsg, ctx: Context,
-                                     deadline: Deadline) -> dict:
-        """Move a volume on local storage (a stopped VM's root, or a detached data
-        volume) to another host; the VM then starts there."""
-        volume = require(ctx, "volume", msg.volume_uuid, "volumeUuid")
-        dest = require(ctx, "host", msg.dest_host_uuid, "destHostUuid")
-        locks = [f"volume:{volume['uuid']}"] + ([f"vm:{volume['vm_uuid']}"]
-                                                 if volume["vm_uuid"] else [])
-        with ctx.locks.hold(*locks):
-            migrate_volume(ctx, ctx.db.get("volume", volume["uuid"]), dest, deadline)
-        return inventory_reply(ctx, "volume", volume["uuid"])
+@api("LocalStorageMigrateVolume", long=True)
+def local_storage_migrate_volume(msg: LocalStorageMigrateVolumeMsg, ctx: Context,
+                                 deadline: Deadline) -> dict:
+    """Move a volume on local storage (a stopped VM's root, or a detached data
+    volume) to another host; the VM then starts there."""
+    localmigrate.migrate_locked(ctx, msg.volume_uuid, msg.dest_host_uuid, deadline)
+    return inventory_reply(ctx, "volume", msg.volume_uuid)

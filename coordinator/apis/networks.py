@@ -1,30 +1,18 @@
-"""L2 and L3 networks, IP ranges, DNS, network services; and what a VM NIC needs on its
-host from the flat network provider (bridge, DHCP entry, user data).
-
-Bridges are named as ZStack names them (``br_<nic>``, ``br_<nic>_<vlan>``) and each L3's
-DHCP namespace ``<bridge>_<l3 uuid>``; every host uses the same DHCP server IP for an L3
-(allocated from the L3's range once, purpose DHCP).
-"""
+"""L2 and L3 networks, IP ranges, DNS, network services (:mod:`coordinator.services.networks`)."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from agentlib.types import DisplayName, IPv4, LinkName, Uuid
-from coordinator import ipam
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.hosts import agent_url
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
 from coordinator.db import new_uuid
-
-FLAT = "Flat"
-FLAT_PROVIDER_UUID = "d0a5c1f7e3a94c2c9c4b0f7f6f1a5e01"  # fixed: the one provider here
-SERVICE_TYPES = ("DHCP", "DNS", "Userdata", "Eip")
-DHCP = "/flatnetworkprovider/dhcp"
+from coordinator.services import networks
+from coordinator.services.networks import FLAT, FLAT_PROVIDER_UUID, SERVICE_TYPES
 
 
 class CreateL2NoVlanNetworkMsg(ApiMessage):
@@ -102,238 +90,94 @@ class UuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def bridge_name(l2: dict) -> str:
-    nic = l2["physical_interface"]
-    return f"br_{nic}_{l2['vlan']}" if l2["type"] == "L2VlanNetwork" else f"br_{nic}"
+@api("CreateL2NoVlanNetwork")
+def create_l2_novlan(msg: CreateL2NoVlanNetworkMsg, ctx: Context) -> dict:
+    """An L2 network: a bridge on physicalInterface of each host of its clusters."""
+    uuid = msg.resource_uuid or new_uuid()
+    networks.create_l2(ctx, uuid, msg.zone_uuid, msg.name, msg.description,
+                       "L2NoVlanNetwork", msg.physical_interface, None)
+    return inventory_reply(ctx, "l2_network", uuid)
 
 
-def tap_name(nic: dict) -> str:
-    """A VM NIC's tap on its host, named after the NIC (``ip link`` tells whose it is)."""
-    return f"zv{nic['uuid'][:12]}"
+@api("CreateL2VlanNetwork")
+def create_l2_vlan(msg: CreateL2VlanNetworkMsg, ctx: Context) -> dict:
+    """An L2 network on VLAN ``vlan`` of physicalInterface."""
+    uuid = msg.resource_uuid or new_uuid()
+    networks.create_l2(ctx, uuid, msg.zone_uuid, msg.name, msg.description,
+                       "L2VlanNetwork", msg.physical_interface, msg.vlan)
+    return inventory_reply(ctx, "l2_network", uuid)
 
 
-def namespace_name(bridge: str, l3_uuid: str) -> str:
-    return f"{bridge}_{l3_uuid}"
+@api("AttachL2NetworkToCluster", long=True)
+def attach_l2(msg: L2ClusterMsg, ctx: Context, deadline) -> dict:
+    """Make the L2's bridge on every connected host of the cluster, then attach."""
+    networks.attach_l2(ctx, msg.l2_network_uuid, msg.cluster_uuid)
+    return inventory_reply(ctx, "l2_network", msg.l2_network_uuid)
 
 
-def ensure_bridge(ctx: Context, l2: dict, host: dict) -> str:
-    """The L2's bridge on the host (idempotent on the agent)."""
-    bridge = bridge_name(l2)
-    body = {"physicalInterfaceName": l2["physical_interface"], "bridgeName": bridge}
-    path = "/network/l2novlan/createbridge"
-    if l2["type"] == "L2VlanNetwork":
-        body["vlan"], path = l2["vlan"], "/network/l2vlan/createbridge"
-    ctx.agents.call(agent_url(host), path, body)
-    return bridge
+@api("DetachL2NetworkFromCluster")
+def detach_l2(msg: L2ClusterMsg, ctx: Context) -> dict:
+    """Detach (bridges stay on the hosts; VMs already on them keep working)."""
+    networks.detach_l2(ctx, msg.l2_network_uuid, msg.cluster_uuid)
+    return inventory_reply(ctx, "l2_network", msg.l2_network_uuid)
 
 
-def dhcp_server_ip(ctx: Context, l3_uuid: str) -> dict:
-    """The L3's DHCP server address (the same on every host), allocated once."""
-    with ctx.db.tx():
-        rows = ctx.db.find("used_ip", "l3_network_uuid = ? AND purpose = 'DHCP'", (l3_uuid,))
-        return rows[0] if rows else ipam.allocate(ctx.db, l3_uuid, l3_uuid, "DHCP")
+@api("DeleteL2Network")
+def delete_l2(msg: UuidMsg, ctx: Context) -> dict:
+    """Delete an L2 network with no L3 network on it."""
+    networks.delete_l2(ctx, msg.uuid)
+    return {}
 
 
-def has_service(l3: dict, kind: str) -> bool:
-    return any(s["type"] == kind for s in l3.get("services") or [])
+@api("CreateL3Network")
+def create_l3(msg: CreateL3NetworkMsg, ctx: Context) -> dict:
+    """An L3 network (addresses, DNS, services) on an L2 network."""
+    uuid = msg.resource_uuid or new_uuid()
+    networks.create_l3(ctx, uuid, msg.l2_network_uuid, msg.name, msg.description, msg.type,
+                       msg.system, msg.dns_domain)
+    return inventory_reply(ctx, "l3_network", uuid)
 
 
-def apply_nic(ctx: Context, host: dict, vm: dict, nic: dict, default: bool,
-              userdata: str | None, ssh_key: str | None) -> None:
-    """Bridge, DHCP entry and user data of one VM NIC on the VM's host."""
-    l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
-    l2 = ctx.db.get("l2_network", l3["l2_network_uuid"])
-    url = agent_url(host)
-    bridge = ensure_bridge(ctx, l2, host)
-    if not has_service(l3, "DHCP"):
-        return
-    server = dhcp_server_ip(ctx, l3["uuid"])
-    ns = namespace_name(bridge, l3["uuid"])
-    ctx.agents.call(url, f"{DHCP}/prepare", {
-        "bridgeName": bridge, "namespaceName": ns, "dhcpServerIp": server["ip"],
-        "dhcpNetmask": server["netmask"], "physicalInterface": l2["physical_interface"]})
-    ctx.agents.call(url, f"{DHCP}/apply", {"dhcp": [{
-        "namespaceName": ns, "bridgeName": bridge, "mac": nic["mac"], "ip": nic["ip"],
-        "netmask": nic["netmask"], "gateway": nic["gateway"], "dns": l3.get("dns") or [],
-        "dnsDomain": l3.get("dns_domain") or "", "hostname": _hostname(vm["name"]),
-        "isDefaultL3Network": default}]})
-    if has_service(l3, "Userdata"):
-        ctx.agents.call(url, "/flatnetworkprovider/userdata/apply", {"userdata": {
-            "bridgeName": bridge, "namespaceName": ns, "vmIp": nic["ip"],
-            "vmMac": nic["mac"], "dhcpServerIp": server["ip"], "userdata": userdata,
-            "sshKey": ssh_key, "metadata": {"vmUuid": vm["uuid"],
-                                            "vmHostname": _hostname(vm["name"])}}})
+@api("DeleteL3Network")
+def delete_l3(msg: UuidMsg, ctx: Context) -> dict:
+    """Delete an L3 network no VM NIC uses."""
+    networks.delete_l3(ctx, msg.uuid)
+    return {}
 
 
-def release_commands(ctx: Context, nic: dict) -> list[tuple[str, dict]]:
-    """The host commands that undo :func:`apply_nic` (absent entries are fine on the
-    agent), as (path, body)."""
-    l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
-    l2 = ctx.db.get("l2_network", l3["l2_network_uuid"])
-    ns = namespace_name(bridge_name(l2), l3["uuid"])
-    commands = []
-    if has_service(l3, "Userdata"):
-        commands.append(("/flatnetworkprovider/userdata/release",
-                         {"namespaceName": ns, "vmIp": nic["ip"]}))
-    if has_service(l3, "DHCP"):
-        commands.append((f"{DHCP}/release", {"dhcp": [{"namespaceName": ns,
-                                                        "mac": nic["mac"]}]}))
-    return commands
+@api("AddIpRange")
+def add_ip_range(msg: AddIpRangeMsg, ctx: Context) -> dict:
+    """Addresses startIp..endIp (in gateway/netmask) for the L3's VMs."""
+    uuid = networks.add_range(ctx, msg.l3_network_uuid, msg.name, msg.start_ip, msg.end_ip,
+                              msg.netmask, msg.gateway, msg.description, msg.resource_uuid)
+    return inventory_reply(ctx, "ip_range", uuid)
 
 
-def _hostname(name: str) -> str:
-    """A VM name as a DNS label ('' if nothing usable is left)."""
-    label = "".join(c if c.isalnum() or c == "-" else "-" for c in name.lower())
-    return label.strip("-")[:63]
+@api("AddIpRangeByNetworkCidr")
+def add_ip_range_by_cidr(msg: AddIpRangeByNetworkCidrMsg, ctx: Context) -> dict:
+    """A whole network: gateway = first address, the rest for VMs (ZStack's rule)."""
+    uuid = networks.add_range_by_cidr(ctx, msg.l3_network_uuid, msg.name, msg.network_cidr,
+                                      msg.description, msg.resource_uuid)
+    return inventory_reply(ctx, "ip_range", uuid)
 
 
-def register(apis: Apis) -> None:
-    def create_l2(msg: CreateL2NoVlanNetworkMsg, ctx: Context, kind: str,
-                  vlan: int | None) -> dict:
-        require(ctx, "zone", msg.zone_uuid, "zoneUuid")
-        uuid = msg.resource_uuid or new_uuid()
-        ctx.db.insert("l2_network", {"uuid": uuid, "name": msg.name, "zone_uuid": msg.zone_uuid,
-                                     "description": msg.description, "type": kind,
-                                     "physical_interface": msg.physical_interface,
-                                     "vlan": vlan})
-        return inventory_reply(ctx, "l2_network", uuid)
+@api("DeleteIpRange")
+def delete_ip_range(msg: UuidMsg, ctx: Context) -> dict:
+    """Delete an IP range none of whose addresses a VM uses."""
+    networks.delete_range(ctx, msg.uuid)
+    return {}
 
-    @apis.register("CreateL2NoVlanNetwork")
-    def create_l2_novlan(msg: CreateL2NoVlanNetworkMsg, ctx: Context) -> dict:
-        """An L2 network: a bridge on physicalInterface of each host of its clusters."""
-        return create_l2(msg, ctx, "L2NoVlanNetwork", None)
 
-    @apis.register("CreateL2VlanNetwork")
-    def create_l2_vlan(msg: CreateL2VlanNetworkMsg, ctx: Context) -> dict:
-        """An L2 network on VLAN ``vlan`` of physicalInterface."""
-        return create_l2(msg, ctx, "L2VlanNetwork", msg.vlan)
+@api("AddDnsToL3Network")
+def add_dns(msg: AddDnsToL3NetworkMsg, ctx: Context) -> dict:
+    """Give the L3's VMs this DNS server (by DHCP)."""
+    networks.add_dns(ctx, msg.l3_network_uuid, msg.dns)
+    return inventory_reply(ctx, "l3_network", msg.l3_network_uuid)
 
-    @apis.register("AttachL2NetworkToCluster", long=True)
-    def attach_l2(msg: L2ClusterMsg, ctx: Context, deadline) -> dict:
-        """Make the L2's bridge on every connected host of the cluster, then attach."""
-        l2 = require(ctx, "l2_network", msg.l2_network_uuid, "l2NetworkUuid")
-        cluster = require(ctx, "cluster", msg.cluster_uuid, "clusterUuid")
-        if cluster["zone_uuid"] != l2["zone_uuid"]:
-            raise ApiError("clusterUuid: the cluster is in another zone than the L2 network")
-        for host in ctx.db.find("host", "cluster_uuid = ? AND status = 'Connected'",
-                                (msg.cluster_uuid,)):
-            try:
-                ensure_bridge(ctx, l2, host)
-            except Exception as exc:  # noqa: BLE001 - said with the host's name
-                raise ApiError(f"host {host['name']}: cannot create bridge "
-                               f"{bridge_name(l2)}: {exc}") from None
-        ctx.db.conn().execute("INSERT OR IGNORE INTO l2_cluster VALUES (?, ?)",
-                              (msg.l2_network_uuid, msg.cluster_uuid))
-        return inventory_reply(ctx, "l2_network", msg.l2_network_uuid)
 
-    @apis.register("DetachL2NetworkFromCluster")
-    def detach_l2(msg: L2ClusterMsg, ctx: Context) -> dict:
-        """Detach (bridges stay on the hosts; VMs already on them keep working)."""
-        with ctx.db.tx():
-            ctx.db.conn().execute("DELETE FROM l2_cluster WHERE l2_uuid = ? AND "
-                                  "cluster_uuid = ?", (msg.l2_network_uuid, msg.cluster_uuid))
-        return inventory_reply(ctx, "l2_network", msg.l2_network_uuid)
-
-    @apis.register("DeleteL2Network")
-    def delete_l2(msg: UuidMsg, ctx: Context) -> dict:
-        """Delete an L2 network with no L3 network on it."""
-        require(ctx, "l2_network", msg.uuid, "uuid")
-        if ctx.db.find("l3_network", "l2_network_uuid = ?", (msg.uuid,)):
-            raise ApiError(f"uuid: L2 network {msg.uuid} still has L3 networks")
-        ctx.db.delete("l2_network", msg.uuid)
-        return {}
-
-    @apis.register("CreateL3Network")
-    def create_l3(msg: CreateL3NetworkMsg, ctx: Context) -> dict:
-        """An L3 network (addresses, DNS, services) on an L2 network."""
-        l2 = require(ctx, "l2_network", msg.l2_network_uuid, "l2NetworkUuid")
-        uuid = msg.resource_uuid or new_uuid()
-        ctx.db.insert("l3_network", {"uuid": uuid, "name": msg.name,
-                                     "description": msg.description,
-                                     "zone_uuid": l2["zone_uuid"],
-                                     "l2_network_uuid": l2["uuid"], "type": msg.type,
-                                     "system": int(msg.system), "dns_domain": msg.dns_domain})
-        return inventory_reply(ctx, "l3_network", uuid)
-
-    @apis.register("DeleteL3Network")
-    def delete_l3(msg: UuidMsg, ctx: Context) -> dict:
-        """Delete an L3 network no VM NIC uses."""
-        require(ctx, "l3_network", msg.uuid, "uuid")
-        if ctx.db.find("vm_nic", "l3_network_uuid = ?", (msg.uuid,)):
-            raise ApiError(f"uuid: L3 network {msg.uuid} still has VM NICs")
-        ctx.db.delete("l3_network", msg.uuid)
-        return {}
-
-    def add_range(ctx: Context, l3_uuid: str, name: str, start: str, end: str,
-                  netmask: str, gateway: str, description: str, uuid: str | None) -> dict:
-        require(ctx, "l3_network", l3_uuid, "l3NetworkUuid")
-        try:
-            net = ipaddress.IPv4Network(f"{gateway}/{netmask}", strict=False)
-        except ValueError as exc:
-            raise ApiError(f"netmask: {exc}") from None
-        for field, ip in (("startIp", start), ("endIp", end)):
-            if ipaddress.IPv4Address(ip) not in net:
-                raise ApiError(f"{field}: {ip} is not in {net} (gateway/netmask)")
-        if ipam.ip_int(start) > ipam.ip_int(end):
-            raise ApiError(f"endIp: {end} is before startIp {start}")
-        lo, hi = ipam.ip_int(start), ipam.ip_int(end)
-        for other in ctx.db.find("ip_range", "l3_network_uuid = ?", (l3_uuid,)):
-            if lo <= ipam.ip_int(other["end_ip"]) and ipam.ip_int(other["start_ip"]) <= hi:
-                raise ApiError(f"startIp: {start}-{end} overlaps IP range {other['name']} "
-                               f"({other['start_ip']}-{other['end_ip']})")
-        uuid = uuid or new_uuid()
-        ctx.db.insert("ip_range", {"uuid": uuid, "name": name, "description": description,
-                                   "l3_network_uuid": l3_uuid, "start_ip": start,
-                                   "end_ip": end, "netmask": str(net.netmask),
-                                   "gateway": gateway, "network_cidr": str(net)})
-        return inventory_reply(ctx, "ip_range", uuid)
-
-    @apis.register("AddIpRange")
-    def add_ip_range(msg: AddIpRangeMsg, ctx: Context) -> dict:
-        """Addresses startIp..endIp (in gateway/netmask) for the L3's VMs."""
-        return add_range(ctx, msg.l3_network_uuid, msg.name, msg.start_ip, msg.end_ip,
-                         msg.netmask, msg.gateway, msg.description, msg.resource_uuid)
-
-    @apis.register("AddIpRangeByNetworkCidr")
-    def add_ip_range_by_cidr(msg: AddIpRangeByNetworkCidrMsg, ctx: Context) -> dict:
-        """A whole network: gateway = first address, the rest for VMs (ZStack's rule)."""
-        try:
-            net = ipaddress.IPv4Network(msg.network_cidr)
-        except ValueError as exc:
-            raise ApiError(f"networkCidr: {exc}") from None
-        hosts = list(net.hosts())
-        if len(hosts) < 3:
-            raise ApiError(f"networkCidr: {net} is too small")
-        return add_range(ctx, msg.l3_network_uuid, msg.name, str(hosts[1]), str(hosts[-1]),
-                         str(net.netmask), str(hosts[0]), msg.description, msg.resource_uuid)
-
-    @apis.register("DeleteIpRange")
-    def delete_ip_range(msg: UuidMsg, ctx: Context) -> dict:
-        """Delete an IP range none of whose addresses a VM uses."""
-        require(ctx, "ip_range", msg.uuid, "uuid")
-        if ctx.db.find("used_ip", "ip_range_uuid = ? AND purpose = 'VmNic'", (msg.uuid,)):
-            raise ApiError(f"uuid: IP range {msg.uuid} has addresses in use")
-        ctx.db.delete("ip_range", msg.uuid)
-        return {}
-
-    @apis.register("AddDnsToL3Network")
-    def add_dns(msg: AddDnsToL3NetworkMsg, ctx: Context) -> dict:
-        """Give the L3's VMs this DNS server (by DHCP)."""
-        l3 = require(ctx, "l3_network", msg.l3_network_uuid, "l3NetworkUuid")
-        dns = list(l3.get("dns") or [])
-        if msg.dns not in dns:
-            ctx.db.update("l3_network", l3["uuid"], dns=[*dns, msg.dns])
-        return inventory_reply(ctx, "l3_network", l3["uuid"])
-
-    @apis.register("AttachNetworkServiceToL3Network")
-    def attach_services(msg: AttachNetworkServiceToL3NetworkMsg, ctx: Context) -> dict:
-        """Enable network services of the flat provider (DHCP, DNS, Userdata, Eip)."""
-        l3 = require(ctx, "l3_network", msg.l3_network_uuid, "l3NetworkUuid")
-        services = list(l3.get("services") or [])
-        for types in msg.network_services.values():
-            for t in types:
-                entry = {"provider": FLAT, "providerUuid": FLAT_PROVIDER_UUID, "type": t}
-                if entry not in services:
-                    services.append(entry)
-        ctx.db.update("l3_network", l3["uuid"], services=services)
-        return inventory_reply(ctx, "l3_network", l3["uuid"])
+@api("AttachNetworkServiceToL3Network")
+def attach_services(msg: AttachNetworkServiceToL3NetworkMsg, ctx: Context) -> dict:
+    """Enable network services of the flat provider (DHCP, DNS, Userdata, Eip)."""
+    networks.attach_services(ctx, msg.l3_network_uuid,
+                             [t for types in msg.network_services.values() for t in types])
+    return inventory_reply(ctx, "l3_network", msg.l3_network_uuid)

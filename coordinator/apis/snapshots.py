@@ -1,27 +1,13 @@
-"""Volume snapshots (ZStack's CreateVolumeSnapshot, DeleteVolumeSnapshot,
-RevertVolumeFromSnapshot; QueryVolumeSnapshot is the generic query), on Ceph primary
-storage only: an RBD snapshot ``ceph://pool/volume@<snapshot uuid>`` of a root or data
-volume, taken whether its VM runs or not (crash-consistent, as ZStack on Ceph).
-
-A snapshot deleted while no cephagent of its storage answers leaves the database at
-once; removing the RBD snapshot is kept as a GC job (issue #8). A volume is expunged
-with its snapshots (RBD refuses to delete an image that has some): see
-:func:`delete_of_volume`.
-"""
+"""Volume snapshots: create, delete, revert (:mod:`coordinator.services.snapshots`)."""
 
 from __future__ import annotations
 
-import logging
-
 from agentlib.types import DisplayName, Uuid
-from coordinator import gc
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.storageagents import CEPH_PS, StorageUnreachable, ceph_call
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
 from coordinator.db import new_uuid
-
-log = logging.getLogger(__name__)
+from coordinator.services import snapshots
 
 
 class CreateVolumeSnapshotMsg(ApiMessage):
@@ -35,114 +21,22 @@ class SnapshotUuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def _ceph_storage(ctx: Context, volume: dict, field: str) -> dict:
-    """The volume's primary storage, which must be Ceph."""
-    if volume["status"] != "Ready":
-        raise ApiError(f"{field}: volume {volume['name']} is {volume['status']}, not Ready")
-    ps = ctx.db.get("primary_storage", volume["ps_uuid"])
-    if ps["type"] != "Ceph":
-        raise ApiError(f"{field}: volume {volume['name']} is on {ps['type']} primary storage "
-                       f"{ps['name']}: volume snapshots there are not built yet (Ceph only)")
-    return ps
+@api("CreateVolumeSnapshot", long=True)
+def create_snapshot(msg: CreateVolumeSnapshotMsg, ctx: Context, deadline) -> dict:
+    """Snapshot a root or data volume on Ceph, its VM running or not."""
+    uuid = msg.resource_uuid or new_uuid()
+    snapshots.create(ctx, msg.volume_uuid, uuid, msg.name, msg.description)
+    return inventory_reply(ctx, "volume_snapshot", uuid)
 
 
-def _delete_bits(ctx: Context, snapshot: dict) -> bool:
-    """Remove the RBD snapshot now (True) or keep that as a GC job (storage unreachable);
-    a refusal by a cephagent that answers is raised."""
-    rows = ctx.db.find("primary_storage", "uuid = ?", (snapshot["ps_uuid"],))
-    if not rows:  # the storage left the inventory: nothing to reach
-        return True
-    return gc.storage_call(ctx, rows[0], "ps", f"{CEPH_PS}/snapshot/delete",
-                           {"snapshotPath": snapshot["install_path"]},
-                           _gc_name(snapshot["uuid"]))
+@api("DeleteVolumeSnapshot", long=True)
+def delete_snapshot(msg: SnapshotUuidMsg, ctx: Context, deadline) -> dict:
+    """Delete a snapshot; its RBD snapshot is kept for GC if the storage is unreachable."""
+    snapshots.delete(ctx, msg.uuid)
+    return {}
 
 
-def _gc_name(uuid: str) -> str:
-    """The GC job that removes the snapshot's bits (cancelled if it is made again)."""
-    return f"delete volume snapshot {uuid}"
-
-
-def delete_of_volume(ctx: Context, volume: dict) -> int:
-    """Delete a volume's snapshots, bits (or GC jobs) and rows, before the volume itself
-    goes (the caller holds the volume's lock); how many were kept for GC."""
-    kept = 0
-    for snapshot in ctx.db.find("volume_snapshot", "volume_uuid = ? ORDER BY created",
-                                (volume["uuid"],)):
-        kept += not _delete_bits(ctx, snapshot)
-        ctx.db.delete("volume_snapshot", snapshot["uuid"])
-    return kept
-
-
-def register(apis: Apis) -> None:
-    @apis.register("CreateVolumeSnapshot", long=True)
-    def create_snapshot(msg: CreateVolumeSnapshotMsg, ctx: Context, deadline) -> dict:
-        """Snapshot a root or data volume on Ceph, its VM running or not."""
-        volume = require(ctx, "volume", msg.volume_uuid, "volumeUuid")
-        with ctx.locks.hold(f"volume:{volume['uuid']}"):
-            volume = ctx.db.get("volume", volume["uuid"])
-            uuid = msg.resource_uuid or new_uuid()
-            done = ctx.db.find("volume_snapshot", "uuid = ?", (uuid,))
-            if done and done[0]["volume_uuid"] == volume["uuid"]:
-                return inventory_reply(ctx, "volume_snapshot", uuid)  # a repeated call
-            if done:
-                raise ApiError(f"resourceUuid: {uuid} is a snapshot of another volume")
-            ps = _ceph_storage(ctx, volume, "volumeUuid")
-            path = f"{volume['install_path']}@{uuid}"
-            ctx.db.insert("volume_snapshot", {
-                "uuid": uuid, "name": msg.name, "description": msg.description,
-                "volume_uuid": volume["uuid"], "ps_uuid": ps["uuid"], "install_path": path,
-                "size": volume["size"], "status": "Creating"})
-            ctx.db.update_where("gc_job", "status = 'Pending' AND name = ?", (_gc_name(uuid),),
-                                status="Cancelled", last_error="the snapshot was made again")
-            try:
-                reply = ceph_call(ctx, ps, f"{CEPH_PS}/snapshot/create", {"snapshotPath": path})
-            except ApiError as exc:
-                snapshot = ctx.db.get("volume_snapshot", uuid)
-                ctx.db.delete("volume_snapshot", uuid)
-                if isinstance(exc, StorageUnreachable):  # it may have been made (a timeout)
-                    _delete_bits(ctx, snapshot)  # or it would keep the volume from deletion
-                raise
-            ctx.db.update("volume_snapshot", uuid, status="Ready",
-                          size=reply.get("size") or volume["size"])
-        log.info("volume %s (%s): snapshot %s taken at %s", volume["name"], volume["uuid"],
-                 msg.name, path)
-        return inventory_reply(ctx, "volume_snapshot", uuid)
-
-    @apis.register("DeleteVolumeSnapshot", long=True)
-    def delete_snapshot(msg: SnapshotUuidMsg, ctx: Context, deadline) -> dict:
-        """Delete a snapshot; its RBD snapshot is kept for GC if the storage is unreachable."""
-        snapshot = require(ctx, "volume_snapshot", msg.uuid, "uuid")
-        with ctx.locks.hold(f"volume:{snapshot['volume_uuid']}"):
-            snapshot = require(ctx, "volume_snapshot", msg.uuid, "uuid")
-            now = _delete_bits(ctx, snapshot)
-            ctx.db.delete("volume_snapshot", snapshot["uuid"])
-        log.info("volume snapshot %s (%s) deleted%s", snapshot["name"], snapshot["uuid"],
-                 "" if now else "; removing its RBD snapshot is kept for GC (storage "
-                 "unreachable)")
-        return {}
-
-    @apis.register("RevertVolumeFromSnapshot", long=True)
-    def revert(msg: SnapshotUuidMsg, ctx: Context, deadline) -> dict:
-        """Roll a volume back to a snapshot; its VM must be Stopped (or it detached)."""
-        snapshot = require(ctx, "volume_snapshot", msg.uuid, "uuid")
-        volume = ctx.db.get("volume", snapshot["volume_uuid"])
-        with ctx.locks.hold(f"volume:{volume['uuid']}",
-                            *([f"vm:{volume['vm_uuid']}"] if volume["vm_uuid"] else [])):
-            attached = volume["vm_uuid"]
-            snapshot = require(ctx, "volume_snapshot", msg.uuid, "uuid")
-            volume = ctx.db.get("volume", snapshot["volume_uuid"])
-            if volume["vm_uuid"] != attached:
-                raise ApiError(f"uuid: volume {volume['name']} was attached or detached "
-                               "meanwhile; try again")
-            if volume["vm_uuid"]:
-                vm = ctx.db.get("vm", volume["vm_uuid"])
-                if vm["state"] != "Stopped":
-                    raise ApiError(f"uuid: volume {volume['name']} is attached to VM "
-                                   f"{vm['name']} ({vm['uuid']}), which is {vm['state']}; "
-                                   "stop the VM (or detach the volume) first")
-            ps = _ceph_storage(ctx, volume, "uuid")
-            ceph_call(ctx, ps, f"{CEPH_PS}/snapshot/rollback",
-                      {"snapshotPath": snapshot["install_path"]})
-        log.info("volume %s (%s) reverted to snapshot %s", volume["name"], volume["uuid"],
-                 snapshot["name"])
-        return inventory_reply(ctx, "volume", volume["uuid"])
+@api("RevertVolumeFromSnapshot", long=True)
+def revert(msg: SnapshotUuidMsg, ctx: Context, deadline) -> dict:
+    """Roll a volume back to a snapshot; its VM must be Stopped (or it detached)."""
+    return inventory_reply(ctx, "volume", snapshots.revert(ctx, msg.uuid))

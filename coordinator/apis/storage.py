@@ -1,33 +1,18 @@
-"""Primary and backup storages: Ceph (seed 0.9: one cluster as both, copy-on-write
-everywhere), local primary storage and SFTP backup storage; attaching them.
-
-A Ceph storage is driven through the cephagent on one of its mons (``monUrls``,
-seed 0.9's ``sshUser:sshPassword@monIp[:sshPort][/?monPort=N]``), an SFTP backup
-storage through the sftpbsagent on its host; passwords are for deployment only and
-never stored. What VM flows need of them is in :mod:`coordinator.apis.rootvolumes`.
-"""
+"""Primary and backup storages: add, attach, mons, delete (:mod:`coordinator.services.storage`).
+Passwords in the messages are for deployment only and never stored."""
 
 from __future__ import annotations
-
-import logging
 
 from pydantic import Field, field_validator
 
 from agentlib.types import AbsPath, DisplayName, IPv4, Uuid
-from coordinator.agentclient import AgentCallError
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.rootvolumes import prepare_host
-from coordinator.apis.storageagents import CEPH_BS as BS
-from coordinator.apis.storageagents import CEPH_PS as PS
-from coordinator.apis.storageagents import SFTP_BS, ceph_call, sftp_call
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
 from coordinator.db import new_uuid
 from coordinator.monurl import MonUrlError, parse_mon_url
-
-log = logging.getLogger(__name__)
-CEPHAGENT_PORT = 7762
-SFTPBSAGENT_PORT = 7171
+from coordinator.services import storage
+from coordinator.services.storage import CEPHAGENT_PORT, SFTPBSAGENT_PORT
 
 
 def _mon_urls(v: list[str]) -> list[str]:
@@ -114,200 +99,104 @@ class RemoveMonMsg(ApiMessage):
     mon_hostnames: list[str] = Field(min_length=1)
 
 
-def _capacity(reply: dict) -> dict:
-    return {k: reply[c] for k, c in (("total_capacity", "totalCapacity"),
-                                     ("available_capacity", "availableCapacity"))
-            if reply.get(c) is not None}
+@api("AddCephPrimaryStorage", long=True)
+def add_ceph_ps(msg: AddCephPrimaryStorageMsg, ctx: Context, deadline) -> dict:
+    """Add a Ceph cluster as primary storage: pools checked or created by the agent."""
+    uuid = msg.resource_uuid or new_uuid()
+    storage.add_ceph_ps(ctx, uuid, msg.zone_uuid, msg.name, msg.description, msg.mon_urls,
+                        msg.agent_port, {"rootVolumePoolName": msg.root_volume_pool_name,
+                                         "dataVolumePoolName": msg.data_volume_pool_name,
+                                         "imageCachePoolName": msg.image_cache_pool_name})
+    return inventory_reply(ctx, "primary_storage", uuid)
 
 
-def _mons_of(reply: dict) -> list[dict]:
-    out = []
-    for m in reply.get("mons") or []:
-        host, _, port = m["addr"].rpartition(":")
-        out.append({"host": host, "port": int(port)})
-    return out
+@api("AddCephBackupStorage", long=True)
+def add_ceph_bs(msg: AddCephBackupStorageMsg, ctx: Context, deadline) -> dict:
+    """Add a Ceph cluster as backup storage (images in one pool)."""
+    uuid = msg.resource_uuid or new_uuid()
+    storage.add_ceph_bs(ctx, uuid, msg.name, msg.description, msg.mon_urls, msg.agent_port,
+                        msg.pool_name)
+    return inventory_reply(ctx, "backup_storage", uuid)
 
 
-def on_host_connect(ctx: Context, host_uuid: str) -> None:
-    """A (re)connected host gets the secrets and directories of its cluster's storages."""
-    host = ctx.db.get("host", host_uuid)
-    for ps in ctx.db.find("primary_storage", "uuid IN (SELECT ps_uuid FROM ps_cluster "
-                          "WHERE cluster_uuid = ?)", (host["cluster_uuid"],)):
-        try:
-            prepare_host(ctx, ps, host)
-        except AgentCallError as exc:
-            log.warning("host %s: primary storage %s not prepared: %s", host["name"],
-                        ps["name"], exc)
+@api("AddSftpBackupStorage", long=True)
+def add_sftp_bs(msg: AddSftpBackupStorageMsg, ctx: Context, deadline) -> dict:
+    """Add an SFTP backup storage: images as files under ``url`` on ``hostname``."""
+    uuid = msg.resource_uuid or new_uuid()
+    storage.add_sftp_bs(ctx, {"uuid": uuid, "name": msg.name, "type": "SftpBackupStorage",
+                              "url": msg.url, "description": msg.description,
+                              "hostname": msg.hostname, "agent_port": msg.agent_port,
+                              "config": {"username": msg.username,
+                                         "sshPort": msg.ssh_port}})
+    return inventory_reply(ctx, "backup_storage", uuid)
 
 
-def register(apis: Apis) -> None:
-
-    def mon_config(mon_urls: list[str], port: int) -> dict:
-        return {"monHosts": [parse_mon_url(u).host for u in mon_urls], "agentPort": port,
-                "monUrls": [_without_password(u) for u in mon_urls]}
-
-    @apis.register("AddCephPrimaryStorage", long=True)
-    def add_ceph_ps(msg: AddCephPrimaryStorageMsg, ctx: Context, deadline) -> dict:
-        """Add a Ceph cluster as primary storage: pools checked or created by the agent."""
-        require(ctx, "zone", msg.zone_uuid, "zoneUuid")
-        uuid = msg.resource_uuid or new_uuid()
-        draft = {"name": msg.name, "config": mon_config(msg.mon_urls, msg.agent_port)}
-        pools = {"rootVolumePoolName": msg.root_volume_pool_name,
-                 "dataVolumePoolName": msg.data_volume_pool_name,
-                 "imageCachePoolName": msg.image_cache_pool_name}
-        body = {"uuid": uuid, **{k: v for k, v in pools.items() if v}}
-        reply = ceph_call(ctx, draft, f"{PS}/init", body)
-        config = {**draft["config"], "secretUuid": uuid, "userKey": reply["userKey"],
-                  "mons": _mons_of(reply), "rootVolumePoolName": reply["rootVolumePoolName"],
-                  "dataVolumePoolName": reply["dataVolumePoolName"],
-                  "imageCachePoolName": reply["imageCachePoolName"]}
-        ctx.db.insert("primary_storage", {"uuid": uuid, "name": msg.name, "type": "Ceph",
-                                          "zone_uuid": msg.zone_uuid, "url": "ceph",
-                                          "description": msg.description,
-                                          "fsid": reply["fsid"], "config": config,
-                                          **_capacity(reply)})
-        return inventory_reply(ctx, "primary_storage", uuid)
-
-    @apis.register("AddCephBackupStorage", long=True)
-    def add_ceph_bs(msg: AddCephBackupStorageMsg, ctx: Context, deadline) -> dict:
-        """Add a Ceph cluster as backup storage (images in one pool)."""
-        uuid = msg.resource_uuid or new_uuid()
-        draft = {"name": msg.name, "config": mon_config(msg.mon_urls, msg.agent_port)}
-        body = {"uuid": uuid, **({"poolName": msg.pool_name} if msg.pool_name else {})}
-        reply = ceph_call(ctx, draft, f"{BS}/init", body)
-        config = {**draft["config"], "poolName": reply["poolName"]}
-        ctx.db.insert("backup_storage", {"uuid": uuid, "name": msg.name, "type": "Ceph",
-                                         "url": "ceph", "description": msg.description,
-                                         "hostname": draft["config"]["monHosts"][0],
-                                         "agent_port": msg.agent_port, "fsid": reply["fsid"],
-                                         "config": config, **_capacity(reply)})
-        return inventory_reply(ctx, "backup_storage", uuid)
-
-    @apis.register("AddSftpBackupStorage", long=True)
-    def add_sftp_bs(msg: AddSftpBackupStorageMsg, ctx: Context, deadline) -> dict:
-        """Add an SFTP backup storage: images as files under ``url`` on ``hostname``."""
-        uuid = msg.resource_uuid or new_uuid()
-        row = {"uuid": uuid, "name": msg.name, "type": "SftpBackupStorage", "url": msg.url,
-               "description": msg.description, "hostname": msg.hostname,
-               "agent_port": msg.agent_port,
-               "config": {"username": msg.username, "sshPort": msg.ssh_port}}
-        reply = sftp_call(ctx, row, f"{SFTP_BS}/connect", {
-            "storagePath": msg.url, "uuid": uuid, "sendCommandUrl": ctx.report_url})
-        ctx.db.insert("backup_storage", {**row, **_capacity(reply)})
-        return inventory_reply(ctx, "backup_storage", uuid)
-
-    @apis.register("AddLocalPrimaryStorage")
-    def add_local_ps(msg: AddLocalPrimaryStorageMsg, ctx: Context) -> dict:
-        """Add local storage: the directory ``url`` on each host of attached clusters."""
-        require(ctx, "zone", msg.zone_uuid, "zoneUuid")
-        uuid = msg.resource_uuid or new_uuid()
-        ctx.db.insert("primary_storage", {"uuid": uuid, "name": msg.name,
-                                          "type": "LocalStorage", "zone_uuid": msg.zone_uuid,
-                                          "url": msg.url, "description": msg.description,
-                                          "config": {}})
-        return inventory_reply(ctx, "primary_storage", uuid)
-
-    @apis.register("AttachPrimaryStorageToCluster", long=True)
-    def attach_ps(msg: PsClusterMsg, ctx: Context, deadline) -> dict:
-        """Prepare every connected host of the cluster for the storage, then attach."""
-        ps = require(ctx, "primary_storage", msg.primary_storage_uuid, "primaryStorageUuid")
-        cluster = require(ctx, "cluster", msg.cluster_uuid, "clusterUuid")
-        if cluster["zone_uuid"] != ps["zone_uuid"]:
-            raise ApiError("clusterUuid: the cluster is in another zone than the storage")
-        for host in ctx.db.find("host", "cluster_uuid = ? AND status = 'Connected'",
-                                (cluster["uuid"],)):
-            try:
-                prepare_host(ctx, ps, host)
-            except AgentCallError as exc:
-                raise ApiError(f"host {host['name']}: {exc}") from None
-        with ctx.db.tx():
-            ctx.db.conn().execute("INSERT OR IGNORE INTO ps_cluster VALUES (?, ?)",
-                                  (ps["uuid"], cluster["uuid"]))
-        return inventory_reply(ctx, "primary_storage", ps["uuid"])
-
-    @apis.register("DetachPrimaryStorageFromCluster")
-    def detach_ps(msg: PsClusterMsg, ctx: Context) -> dict:
-        """Detach: no new volumes there from that cluster (running VMs keep theirs)."""
-        with ctx.db.tx():
-            ctx.db.conn().execute("DELETE FROM ps_cluster WHERE ps_uuid = ? AND "
-                                  "cluster_uuid = ?", (msg.primary_storage_uuid,
-                                                       msg.cluster_uuid))
-        return inventory_reply(ctx, "primary_storage", msg.primary_storage_uuid)
-
-    @apis.register("AttachBackupStorageToZone")
-    def attach_bs(msg: BsZoneMsg, ctx: Context) -> dict:
-        """Let the zone's VMs use images of this backup storage."""
-        require(ctx, "backup_storage", msg.backup_storage_uuid, "backupStorageUuid")
-        require(ctx, "zone", msg.zone_uuid, "zoneUuid")
-        with ctx.db.tx():
-            ctx.db.conn().execute("INSERT OR IGNORE INTO bs_zone VALUES (?, ?)",
-                                  (msg.backup_storage_uuid, msg.zone_uuid))
-        return inventory_reply(ctx, "backup_storage", msg.backup_storage_uuid)
-
-    def add_mons(msg: AddMonMsg, ctx: Context, table: str, prefix: str) -> dict:
-        st = require(ctx, table, msg.uuid, "uuid")
-        config = dict(st["config"])
-        for i, url in enumerate(msg.mon_urls):
-            mon = parse_mon_url(url)
-            probe = {"name": st["name"], "config": {**config, "monHosts": [mon.host]}}
-            reply = ceph_call(ctx, probe, f"{prefix}/ping", {"fsid": st["fsid"]})
-            if mon.host not in config["monHosts"]:
-                config["monHosts"] = [*config["monHosts"], mon.host]
-                config["monUrls"] = [*config["monUrls"], _without_password(url)]
-            if "mons" in config:
-                config["mons"] = _mons_of(reply)
-            log.info("%s: mon %s added (monUrls.%d)", st["name"], mon.host, i)
-        ctx.db.update(table, st["uuid"], config=config)
-        return inventory_reply(ctx, table, st["uuid"])
-
-    def remove_mons(msg: RemoveMonMsg, ctx: Context, table: str) -> dict:
-        st = require(ctx, table, msg.uuid, "uuid")
-        config = dict(st["config"])
-        keep = [i for i, h in enumerate(config["monHosts"]) if h not in msg.mon_hostnames]
-        if not keep:
-            raise ApiError(f"monHostnames: {st['name']} would have no mon left")
-        config["monHosts"] = [config["monHosts"][i] for i in keep]
-        config["monUrls"] = [config["monUrls"][i] for i in keep]
-        ctx.db.update(table, st["uuid"], config=config)
-        return inventory_reply(ctx, table, st["uuid"])
-
-    @apis.register("AddMonToCephPrimaryStorage")
-    def add_mon_ps(msg: AddMonMsg, ctx: Context) -> dict:
-        """Add mons (their cephagent must answer for the same cluster, by fsid)."""
-        return add_mons(msg, ctx, "primary_storage", PS)
-
-    @apis.register("AddMonToCephBackupStorage")
-    def add_mon_bs(msg: AddMonMsg, ctx: Context) -> dict:
-        """Add mons (their cephagent must answer for the same cluster, by fsid)."""
-        return add_mons(msg, ctx, "backup_storage", BS)
-
-    @apis.register("RemoveMonFromCephPrimaryStorage")
-    def remove_mon_ps(msg: RemoveMonMsg, ctx: Context) -> dict:
-        """Stop using these mons (at least one stays)."""
-        return remove_mons(msg, ctx, "primary_storage")
-
-    @apis.register("RemoveMonFromCephBackupStorage")
-    def remove_mon_bs(msg: RemoveMonMsg, ctx: Context) -> dict:
-        """Stop using these mons (at least one stays)."""
-        return remove_mons(msg, ctx, "backup_storage")
-
-    @apis.register("DeletePrimaryStorage")
-    def delete_ps(msg: UuidMsg, ctx: Context) -> dict:
-        """Delete a primary storage no volume is on."""
-        require(ctx, "primary_storage", msg.uuid, "uuid")
-        if ctx.db.find("volume", "ps_uuid = ? AND status != 'Deleted'", (msg.uuid,)):
-            raise ApiError(f"uuid: primary storage {msg.uuid} still holds volumes")
-        ctx.db.delete("primary_storage", msg.uuid)
-        return {}
-
-    @apis.register("DeleteBackupStorage")
-    def delete_bs(msg: UuidMsg, ctx: Context) -> dict:
-        """Delete a backup storage from the inventory (its images lose this copy)."""
-        require(ctx, "backup_storage", msg.uuid, "uuid")
-        ctx.db.delete("backup_storage", msg.uuid)
-        return {}
+@api("AddLocalPrimaryStorage")
+def add_local_ps(msg: AddLocalPrimaryStorageMsg, ctx: Context) -> dict:
+    """Add local storage: the directory ``url`` on each host of attached clusters."""
+    uuid = msg.resource_uuid or new_uuid()
+    storage.add_local_ps(ctx, uuid, msg.zone_uuid, msg.name, msg.description, msg.url)
+    return inventory_reply(ctx, "primary_storage", uuid)
 
 
-def _without_password(url: str) -> str:
-    m = parse_mon_url(url)
-    return f"{m.ssh_user}@{m.host}:{m.ssh_port}/?monPort={m.mon_port}"
+@api("AttachPrimaryStorageToCluster", long=True)
+def attach_ps(msg: PsClusterMsg, ctx: Context, deadline) -> dict:
+    """Prepare every connected host of the cluster for the storage, then attach."""
+    storage.attach_ps(ctx, msg.primary_storage_uuid, msg.cluster_uuid)
+    return inventory_reply(ctx, "primary_storage", msg.primary_storage_uuid)
+
+
+@api("DetachPrimaryStorageFromCluster")
+def detach_ps(msg: PsClusterMsg, ctx: Context) -> dict:
+    """Detach: no new volumes there from that cluster (running VMs keep theirs)."""
+    storage.detach_ps(ctx, msg.primary_storage_uuid, msg.cluster_uuid)
+    return inventory_reply(ctx, "primary_storage", msg.primary_storage_uuid)
+
+
+@api("AttachBackupStorageToZone")
+def attach_bs(msg: BsZoneMsg, ctx: Context) -> dict:
+    """Let the zone's VMs use images of this backup storage."""
+    storage.attach_bs(ctx, msg.backup_storage_uuid, msg.zone_uuid)
+    return inventory_reply(ctx, "backup_storage", msg.backup_storage_uuid)
+
+
+@api("AddMonToCephPrimaryStorage")
+def add_mon_ps(msg: AddMonMsg, ctx: Context) -> dict:
+    """Add mons (their cephagent must answer for the same cluster, by fsid)."""
+    storage.add_mons(ctx, "primary_storage", msg.uuid, msg.mon_urls)
+    return inventory_reply(ctx, "primary_storage", msg.uuid)
+
+
+@api("AddMonToCephBackupStorage")
+def add_mon_bs(msg: AddMonMsg, ctx: Context) -> dict:
+    """Add mons (their cephagent must answer for the same cluster, by fsid)."""
+    storage.add_mons(ctx, "backup_storage", msg.uuid, msg.mon_urls)
+    return inventory_reply(ctx, "backup_storage", msg.uuid)
+
+
+@api("RemoveMonFromCephPrimaryStorage")
+def remove_mon_ps(msg: RemoveMonMsg, ctx: Context) -> dict:
+    """Stop using these mons (at least one stays)."""
+    storage.remove_mons(ctx, "primary_storage", msg.uuid, msg.mon_hostnames)
+    return inventory_reply(ctx, "primary_storage", msg.uuid)
+
+
+@api("RemoveMonFromCephBackupStorage")
+def remove_mon_bs(msg: RemoveMonMsg, ctx: Context) -> dict:
+    """Stop using these mons (at least one stays)."""
+    storage.remove_mons(ctx, "backup_storage", msg.uuid, msg.mon_hostnames)
+    return inventory_reply(ctx, "backup_storage", msg.uuid)
+
+
+@api("DeletePrimaryStorage")
+def delete_ps(msg: UuidMsg, ctx: Context) -> dict:
+    """Delete a primary storage no volume is on."""
+    storage.delete_ps(ctx, msg.uuid)
+    return {}
+
+
+@api("DeleteBackupStorage")
+def delete_bs(msg: UuidMsg, ctx: Context) -> dict:
+    """Delete a backup storage from the inventory (its images lose this copy)."""
+    storage.delete_bs(ctx, msg.uuid)
+    return {}

@@ -1,113 +1,37 @@
-"""Destroying VMs by the deletion policy (seed 1.0): ``vm/deletionPolicy`` Direct
-removes everything at once; Delay (the default) stops the VM, frees its host and
-keeps its volumes and addresses as a Destroyed VM that RecoverVmInstance brings back
-(Stopped) until the expunger removes it ``vm/expungePeriod`` seconds later (checked
-every ``vm/expungeInterval``); Never keeps it until ExpungeVmInstance.
-"""
+"""DestroyVmInstance, RecoverVmInstance, ExpungeVmInstance by the deletion policy
+(:mod:`coordinator.services.vmdeletion`)."""
 
 from __future__ import annotations
 
-import logging
-
 from agentlib.types import Uuid
-from coordinator import allocator
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import eips, expunger, volumedeletion
-from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.expunger import EXPUNGE_TIMEOUT
-from coordinator.apis.vms import delete_rows, release_commands
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
-from coordinator.gc import HostCalls
 from coordinator.jobs import Deadline
-
-log = logging.getLogger(__name__)
+from coordinator.services import vmdeletion
 
 
 class VmUuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def leave_host(ctx: Context, vm: dict, calls: HostCalls | None) -> None:
-    """The VM off its host: domain destroyed, capacity, DHCP, user data and EIPs freed
-    (kept as GC jobs if the host is unreachable)."""
-    if calls is None:
-        return
-    if vm["host_uuid"]:
-        calls.send("/vm/destroy", {"uuid": vm["uuid"]}, f"destroy VM {vm['uuid']}",
-                   is_async=True)
-        allocator.release(ctx, vm["host_uuid"], vm["cpu_num"], vm["memory_size"])
-        ctx.db.update("vm", vm["uuid"], host_uuid=None)
-    for path, body in [*release_commands(ctx, vm), *eips.delete_commands(ctx, vm)]:
-        calls.send(path, body, f"{path} for VM {vm['uuid']}")
-
-
-def _calls(ctx: Context, vm: dict, deadline: Deadline) -> HostCalls | None:
-    host_uuid = vm["host_uuid"] or vm["last_host_uuid"]
-    rows = ctx.db.find("host", "uuid = ?", (host_uuid,)) if host_uuid else []
-    return HostCalls(ctx, rows[0], max(1.0, deadline.left())) if rows else None
-
-
-def expunge(ctx: Context, vm: dict, deadline: Deadline) -> None:
-    """Remove a VM for good: off its host, its root volume's bits, its rows and IPs.
-    What an unreachable host cannot do now becomes GC jobs; the rows go at once."""
-    calls = _calls(ctx, vm, deadline)
-    leave_host(ctx, vm, calls)
-    for vol in ctx.db.find("volume", "vm_uuid = ? AND type = 'Root' AND "
-                           "install_path IS NOT NULL", (vm["uuid"],)):
-        volumedeletion.delete_bits(ctx, vol, calls)
-    delete_rows(ctx, vm["uuid"])
-    log.info("VM %s (%s) expunged%s", vm["name"], vm["uuid"],
-             f"; {calls.kept} host commands kept for GC" if calls and calls.kept else "")
-
-
-def _expunge_destroyed(ctx: Context, uuid: str, deadline: Deadline,
-                       timeout: float = -1) -> None:
-    with ctx.locks.hold(f"vm:{uuid}", timeout=timeout):
-        vm = ctx.db.get("vm", uuid)
-        if vm["state"] != "Destroyed":
-            raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}; destroy it first")
-        expunge(ctx, vm, deadline)
-
-
-def expunge_due(ctx: Context) -> int:
-    """Expunge the Destroyed VMs whose period is over (not under policy Never)."""
-    return expunger.expunge_due(
-        ctx, "vm",
-        lambda before: ctx.db.find("vm", "state = 'Destroyed' AND updated <= ?", (before,)),
-        lambda vm: _expunge_destroyed(ctx, vm["uuid"], Deadline(EXPUNGE_TIMEOUT, "expunge"),
-                                      timeout=0))
-
-
-def register(apis: Apis) -> None:
-    @apis.register("DestroyVmInstance", long=True)
-    def destroy_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
-        """Destroy a VM as vm/deletionPolicy says (Direct, Delay, Never)."""
-        vm = require(ctx, "vm", msg.uuid, "uuid")
-        policy = expunger.policy(ctx, "vm")
-        with ctx.locks.hold(f"vm:{vm['uuid']}"):
-            vm = ctx.db.get("vm", vm["uuid"])
-            if policy == "Direct":
-                expunge(ctx, vm, deadline)
-                return {}
-            if vm["state"] != "Destroyed":
-                leave_host(ctx, vm, _calls(ctx, vm, deadline))
-                ctx.db.update("vm", vm["uuid"], state="Destroyed")
-        log.info("VM %s (%s) destroyed (%s: recoverable)", vm["name"], vm["uuid"], policy)
-        return inventory_reply(ctx, "vm", vm["uuid"])
-
-    @apis.register("RecoverVmInstance")
-    def recover_vm(msg: VmUuidMsg, ctx: Context) -> dict:
-        """Bring a Destroyed VM back, Stopped, with its volumes and addresses."""
-        vm = require(ctx, "vm", msg.uuid, "uuid")
-        with ctx.locks.hold(f"vm:{vm['uuid']}"):
-            if ctx.db.get("vm", vm["uuid"])["state"] != "Destroyed":
-                raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Destroyed")
-            ctx.db.update("vm", vm["uuid"], state="Stopped")
-        return inventory_reply(ctx, "vm", vm["uuid"])
-
-    @apis.register("ExpungeVmInstance", long=True)
-    def expunge_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
-        """Remove a Destroyed VM for good now."""
-        require(ctx, "vm", msg.uuid, "uuid")
-        _expunge_destroyed(ctx, msg.uuid, deadline)
+@api("DestroyVmInstance", long=True)
+def destroy_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
+    """Destroy a VM as vm/deletionPolicy says (Direct, Delay, Never)."""
+    if vmdeletion.destroy(ctx, msg.uuid, deadline) == "Direct":
         return {}
+    return inventory_reply(ctx, "vm", msg.uuid)
+
+
+@api("RecoverVmInstance")
+def recover_vm(msg: VmUuidMsg, ctx: Context) -> dict:
+    """Bring a Destroyed VM back, Stopped, with its volumes and addresses."""
+    vmdeletion.recover(ctx, msg.uuid)
+    return inventory_reply(ctx, "vm", msg.uuid)
+
+
+@api("ExpungeVmInstance", long=True)
+def expunge_vm(msg: VmUuidMsg, ctx: Context, deadline: Deadline) -> dict:
+    """Remove a Destroyed VM for good now."""
+    vmdeletion.expunge_destroyed(ctx, msg.uuid, deadline)
+    return {}

@@ -1,122 +1,37 @@
-"""Deleting data volumes by the deletion policy (seed 1.0): ``volume/deletionPolicy``
-Direct removes the bits and the row at once; Delay (the default) marks the volume
-Deleted and keeps its bits (it cannot be attached) for RecoverDataVolume until the
-expunger removes it ``volume/expungePeriod`` seconds later (checked every
-``volume/expungeInterval``); Never keeps it until ExpungeDataVolume. A volume that was
-never instantiated has no bits to keep and goes at once. Root volumes follow their VM
-(:mod:`coordinator.apis.vmdeletion`).
-"""
+"""DeleteDataVolume, RecoverDataVolume, ExpungeDataVolume by the deletion policy
+(:mod:`coordinator.services.volumedeletion`)."""
 
 from __future__ import annotations
 
-import logging
-
 from agentlib.types import Uuid
-from coordinator import gc
-from coordinator.api import ApiError, ApiMessage, Apis
-from coordinator.apis import expunger, snapshots
-from coordinator.apis.common import inventory_reply, require
-from coordinator.apis.storageagents import CEPH_PS
+from coordinator.api import ApiMessage, api
+from coordinator.apis.common import inventory_reply
 from coordinator.context import Context
-
-log = logging.getLogger(__name__)
+from coordinator.services import volumedeletion
 
 
 class VolumeUuidMsg(ApiMessage):
     uuid: Uuid
 
 
-def delete_bits(ctx: Context, volume: dict, calls: gc.HostCalls | None) -> None:
-    """A volume's bits: on local storage by its host through ``calls`` (a GC job while
-    the host is unreachable); on Ceph through the storage's cephagent, after the host's
-    kept commands if there are any (a VM may still hold the image open), or as a GC job
-    while no cephagent answers. Its snapshots go first."""
-    snapshots.delete_of_volume(ctx, volume)  # RBD refuses to delete an image with some
-    ps = ctx.db.get("primary_storage", volume["ps_uuid"])
-    what = f"delete volume {volume['uuid']}"
-    body = {"installPath": volume["install_path"]}
-    if ps["type"] == "LocalStorage":
-        if calls is not None:
-            calls.send("/localstorage/delete", {"path": volume["install_path"]}, what)
-    elif calls is None:
-        gc.storage_call(ctx, ps, "ps", f"{CEPH_PS}/delete", body, what)
-    else:
-        calls.after_host(ps, f"{CEPH_PS}/delete", body, what)
-
-
-def expunge(ctx: Context, volume: dict) -> None:
-    """Remove a data volume for good: its bits (see :func:`delete_bits`), then its row.
-    A volume whose primary storage is gone from the inventory only loses its row."""
-    kept = ""
-    if volume["install_path"] and ctx.db.find("primary_storage", "uuid = ?",
-                                              (volume["ps_uuid"],)):
-        hosts = ctx.db.find("host", "uuid = ?", (volume["host_uuid"],))
-        calls = gc.HostCalls(ctx, hosts[0]) if hosts else None
-        delete_bits(ctx, volume, calls)
-        kept = "; its deletion is kept for GC (host unreachable)" if calls and calls.kept \
-            else ""
-    ctx.db.delete("volume", volume["uuid"])
-    log.info("volume %s (%s) expunged%s", volume["name"], volume["uuid"], kept)
-
-
-def _deleted(ctx: Context, uuid: str, then: str) -> dict:
-    """The volume, which must be Deleted (the caller holds its lock)."""
-    volume = ctx.db.get("volume", uuid)
-    if volume["status"] != "Deleted":
-        raise ApiError(f"uuid: volume {volume['name']} is {volume['status']}, not Deleted"
-                       f"{then}")
-    return volume
-
-
-def _expunge_deleted(ctx: Context, uuid: str, timeout: float = -1) -> None:
-    with ctx.locks.hold(f"volume:{uuid}", timeout=timeout):
-        expunge(ctx, _deleted(ctx, uuid, "; delete it first"))
-
-
-def expunge_due(ctx: Context) -> int:
-    """Expunge the Deleted volumes whose period is over (not under policy Never)."""
-    return expunger.expunge_due(
-        ctx, "volume",
-        lambda before: ctx.db.find("volume", "status = 'Deleted' AND updated <= ?",
-                                   (before,)),
-        lambda volume: _expunge_deleted(ctx, volume["uuid"], timeout=0))
-
-
-def register(apis: Apis) -> None:
-    @apis.register("DeleteDataVolume", long=True)
-    def delete_data_volume(msg: VolumeUuidMsg, ctx: Context, deadline) -> dict:
-        """Delete a detached data volume as volume/deletionPolicy says (Direct, Delay,
-        Never); a Delay/Never-deleted one is kept as Deleted for RecoverDataVolume."""
-        volume = require(ctx, "volume", msg.uuid, "uuid")
-        policy = expunger.policy(ctx, "volume")
-        with ctx.locks.hold(f"volume:{volume['uuid']}"):
-            volume = ctx.db.get("volume", volume["uuid"])
-            if volume["type"] != "Data":
-                raise ApiError(f"uuid: {volume['name']} is a {volume['type']} volume")
-            if volume["vm_uuid"]:
-                raise ApiError(f"uuid: volume {volume['name']} is attached to VM "
-                               f"{volume['vm_uuid']}; detach it first")
-            if policy == "Direct" or not volume["install_path"]:
-                expunge(ctx, volume)
-                return {}
-            if volume["status"] != "Deleted":
-                ctx.db.update("volume", volume["uuid"], status="Deleted")
-        log.info("volume %s (%s) deleted (%s: recoverable)", volume["name"], volume["uuid"],
-                 policy)
-        return inventory_reply(ctx, "volume", volume["uuid"])
-
-    @apis.register("RecoverDataVolume")
-    def recover_data_volume(msg: VolumeUuidMsg, ctx: Context) -> dict:
-        """Bring a Deleted data volume back, Ready (its bits were kept)."""
-        require(ctx, "volume", msg.uuid, "uuid")
-        with ctx.locks.hold(f"volume:{msg.uuid}"):
-            _deleted(ctx, msg.uuid, "")
-            ctx.db.update("volume", msg.uuid, status="Ready")
-        return inventory_reply(ctx, "volume", msg.uuid)
-
-    @apis.register("ExpungeDataVolume", long=True)
-    def expunge_data_volume(msg: VolumeUuidMsg, ctx: Context, deadline) -> dict:
-        """Remove a Deleted data volume (bits and row) now."""
-        require(ctx, "volume", msg.uuid, "uuid")
-        _expunge_deleted(ctx, msg.uuid)
+@api("DeleteDataVolume", long=True)
+def delete_data_volume(msg: VolumeUuidMsg, ctx: Context, deadline) -> dict:
+    """Delete a detached data volume as volume/deletionPolicy says (Direct, Delay,
+    Never); a Delay/Never-deleted one is kept as Deleted for RecoverDataVolume."""
+    if volumedeletion.delete(ctx, msg.uuid):
         return {}
+    return inventory_reply(ctx, "volume", msg.uuid)
+
+
+@api("RecoverDataVolume")
+def recover_data_volume(msg: VolumeUuidMsg, ctx: Context) -> dict:
+    """Bring a Deleted data volume back, Ready (its bits were kept)."""
+    volumedeletion.recover(ctx, msg.uuid)
+    return inventory_reply(ctx, "volume", msg.uuid)
+
+
+@api("ExpungeDataVolume", long=True)
+def expunge_data_volume(msg: VolumeUuidMsg, ctx: Context, deadline) -> dict:
+    """Remove a Deleted data volume (bits and row) now."""
+    volumedeletion.expunge_deleted(ctx, msg.uuid)
+    return {}

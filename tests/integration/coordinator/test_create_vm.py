@@ -189,7 +189,7 @@ def test_a_vm_stopped_behind_the_coordinators_back_is_stopped_at_once(cloud):
 
 
 def test_deletion_policies_direct_never_and_the_expunger(cloud):
-    from coordinator.apis import vmdeletion
+    from coordinator.services import vmdeletion
 
     api = cloud.api
     api("UpdateGlobalConfig", category="vm", name="deletionPolicy", value="Direct")

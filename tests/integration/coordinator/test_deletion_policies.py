@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator import gc
-from coordinator.apis import imagedeletion, volumedeletion
+from coordinator.services import gc, imagedeletion, volumedeletion
 from devcluster import procs
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@ database at once, the host's part waits as GC jobs and runs when the host reconn
 
 import pytest
 
-from coordinator.apis import hosts as hostsmod
+from coordinator.services import hosts as hostsmod
 from devcluster.kvmhost import start_kvmagent
 from tests.fixtures.kvm import AGENT_FLAGS
 
@@ -54,8 +54,8 @@ def test_a_vm_deleted_while_its_host_is_unreachable_is_cleaned_up_on_reconnect(c
 
 
 def test_jobs_of_a_deleted_host_are_cancelled_not_run(coordinator):
-    from coordinator import gc
     from coordinator.db import new_uuid
+    from coordinator.services import gc
 
     coordinator.ctx.db.insert("gc_job", {"uuid": new_uuid(), "name": "destroy",
                                          "host_uuid": "f" * 32, "path": "/vm/destroy",

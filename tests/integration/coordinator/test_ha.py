@@ -12,7 +12,7 @@ import psutil
 import pytest
 import requests
 
-from coordinator.failover import scan_window
+from coordinator.services.failover import scan_window
 from devcluster import procs
 
 pytestmark = pytest.mark.integration
@@ -72,7 +72,7 @@ def test_a_neverstop_vm_moves_only_once_its_host_is_surely_gone(cloud):
     api = cloud.api
     for category, name, value in FAST:
         api("UpdateGlobalConfig", category=category, name=name, value=value)
-    api.coordinator.reports.start_background()  # pings, fencer set-up, failover
+    api.coordinator.scheduler.start()  # pings, fencer set-up, failover
     vm = cloud.create_vm("ha-vm", systemTags=["ha::NeverStop"])
     assert api("GetVmInstanceHaLevel", uuid=vm["uuid"])["level"] == "NeverStop"
     cloud.wait_console(vm["uuid"], lambda r: r.ip(), "a DHCP lease on the first host")
@@ -92,7 +92,7 @@ def test_a_neverstop_vm_moves_only_once_its_host_is_surely_gone(cloud):
         procs.wait_for(lambda: db_host()["status"] == "Disconnected", 30, "Disconnected")
         ps = api.ctx.db.get("primary_storage", cloud.primary_storage)
         row = api.ctx.db.get("host", vm["hostUuid"])
-        assert not api.coordinator.reports.failover.host_is_down(row, ps)
+        assert not api.coordinator.scheduler.failover.host_is_down(row, ps)
     finally:
         lost.run(["iptables", "-D", *drop])
     procs.wait_for(lambda: db_host()["status"] == "Connected", 10, "reconnected")

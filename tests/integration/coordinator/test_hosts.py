@@ -2,7 +2,7 @@
 
 import pytest
 
-from coordinator.apis import hosts as hostsmod
+from coordinator.services import hosts as hostsmod
 from devcluster.kvmhost import start_kvmagent
 from tests.fixtures.kvm import AGENT_FLAGS
 

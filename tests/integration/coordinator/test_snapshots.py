@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import rbd
 
-from coordinator import gc
+from coordinator.services import gc
 from devcluster import procs
 from devcluster.ceph import CephCluster
 

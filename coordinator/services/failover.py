@@ -1,15 +1,15 @@
 """Host loss: HA VMs restarted on another host, once the coordinator is sure (HCI manual).
 
-Each ping round calls :meth:`Failover.check`. A host that missed a ping and still runs
-HA VMs on Ceph (as the database has it) is scanned from a Connected peer of its cluster
-(``/ha/scanhost``): does its agent answer, and does its heartbeat in the storage's pool
-still advance? The coordinator is sure the host runs the VMs no more only when it is
-unreachable AND its heartbeat stood still for longer than its self-fencer
-(:mod:`coordinator.apis.ha`) needs to act: then the host is either dead or has destroyed
-its VMs itself. The host must be Disconnected by then too. A host cut off from the
-coordinator alone still writes its heartbeat, and its VMs go on running there; a host
-without a heartbeat (no fencer ever ran) is never declared dead: its VMs wait for an
-operator.
+Each ping round (:mod:`coordinator.scheduler`) calls :meth:`Failover.check`. A host that
+missed a ping and still runs HA VMs on Ceph (as the database has it) is scanned from a
+Connected peer of its cluster (``/ha/scanhost``): does its agent answer, and does its
+heartbeat in the storage's pool still advance? The coordinator is sure the host runs the
+VMs no more only when it is unreachable AND its heartbeat stood still for longer than
+its self-fencer (:mod:`coordinator.services.ha`) needs to act: then the host is either
+dead or has destroyed its VMs itself. The host must be Disconnected by then too. A host
+cut off from the coordinator alone still writes its heartbeat, and its VMs go on running
+there; a host without a heartbeat (no fencer ever ran) is never declared dead: its VMs
+wait for an operator.
 
 Sure -> each VM, under its lock, leaves the lost host in the database (capacity freed;
 the host's part — destroying the domain, DHCP, user data, EIPs — kept as GC jobs that
@@ -30,12 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from coordinator import allocator
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
-from coordinator.apis import ha, rootvolumes, vms
-from coordinator.apis.hosts import KVMAGENT_PORT, agent_url
-from coordinator.apis.vmdeletion import leave_host
 from coordinator.context import Context
-from coordinator.gc import HostCalls
 from coordinator.jobs import Deadline
+from coordinator.services import ha, rootvolumes, vms
+from coordinator.services.gc import HostCalls
+from coordinator.services.hosts import KVMAGENT_PORT, agent_url
+from coordinator.services.vmdeletion import leave_host
 
 log = logging.getLogger(__name__)
 # Seconds for a fenced qemu to be gone after its fencer acted: virDomainDestroy sends

@@ -20,10 +20,10 @@ import logging
 
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
-from coordinator.apis.hosts import agent_url
-from coordinator.apis.storageagents import StorageUnreachable, ceph_call, sftp_call
 from coordinator.context import Context
 from coordinator.db import new_uuid
+from coordinator.services.hosts import agent_url
+from coordinator.services.storageagents import StorageUnreachable, ceph_call, sftp_call
 
 log = logging.getLogger(__name__)
 JOB_TIMEOUT = 300.0

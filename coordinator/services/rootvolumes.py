@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 
 from coordinator.api import ApiError
-from coordinator.apis.hosts import agent_url
-from coordinator.apis.storageagents import CEPH_PS, SFTP_BS, ceph_call, sftp_call
 from coordinator.context import Context
 from coordinator.db import new_uuid
 from coordinator.jobs import Deadline
+from coordinator.services.hosts import agent_url
+from coordinator.services.storageagents import CEPH_PS, SFTP_BS, ceph_call, sftp_call
 
 log = logging.getLogger(__name__)
 CACHE_SNAPSHOT = "cache"

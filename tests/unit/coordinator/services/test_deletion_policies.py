@@ -3,8 +3,8 @@ name the field, volumes without bits, and a local-storage volume whose host does
 answer (its deletion becomes a GC job). Real agents: tests/integration/coordinator/
 test_deletion_policies.py."""
 
-from coordinator.apis import volumedeletion
 from coordinator.db import new_uuid
+from coordinator.services import volumedeletion
 from devcluster.procs import free_port
 
 
