@@ -36,6 +36,7 @@ from coordinator.services import ha, rootvolumes, vms
 from coordinator.services.gc import HostCalls
 from coordinator.services.hosts import KVMAGENT_PORT, agent_url
 from coordinator.services.vmdeletion import leave_host
+from coordinator.services.vmstate import HA_RUNNING, VmState, set_state
 
 log = logging.getLogger(__name__)
 # Seconds for a fenced qemu to be gone after its fencer acted: virDomainDestroy sends
@@ -43,18 +44,17 @@ log = logging.getLogger(__name__)
 FENCE_MARGIN = 20.0
 RESTART_TIMEOUT = 300.0
 SYNC_TIMEOUT = 5.0  # as a ping's
-RUNNING = ("Running", "Unknown", "Paused", "Rebooting", "Starting")
 
 
 def ha_vms(ctx: Context, host_uuid: str) -> list[dict]:
     """The host's HA VMs whose every volume is on Ceph (only those can start elsewhere)."""
-    marks = ",".join("?" * len(RUNNING))
+    marks = ",".join("?" * len(HA_RUNNING))
     return ctx.db.find(
         "vm", f"host_uuid = ? AND state IN ({marks}) AND ha_level IN ('NeverStop', "
         "'OnHostFailure') AND NOT EXISTS "
         "(SELECT 1 FROM volume v JOIN primary_storage p ON p.uuid = v.ps_uuid WHERE "
         "v.vm_uuid = vm.uuid AND v.status = 'Ready' AND p.type != 'Ceph')",
-        (host_uuid, *RUNNING))
+        (host_uuid, *HA_RUNNING))
 
 
 def scan_window(ctx: Context) -> float:
@@ -168,11 +168,11 @@ class Failover:
         try:
             with ctx.locks.hold(f"vm:{vm_uuid}", timeout=60):
                 vm = ctx.db.get("vm", vm_uuid)
-                if vm["host_uuid"] != lost["uuid"] or vm["state"] not in RUNNING \
+                if vm["host_uuid"] != lost["uuid"] or vm["state"] not in HA_RUNNING \
                         or not ctx.gconf.get("ha", "enable"):
                     return
                 leave_host(ctx, vm, HostCalls(ctx, lost, lost="host lost (VM HA)"))
-                ctx.db.update("vm", vm_uuid, state="Stopped")
+                set_state(ctx, vm_uuid, VmState.STOPPED)
                 deadline = Deadline(RESTART_TIMEOUT, f"HA restart of {vm['name']}")
                 need = allocator.Need(vm["cpu_num"], vm["memory_size"], vms.l2s_of(ctx, vm),
                                       ps["uuid"], cluster_uuid=vm["cluster_uuid"],

@@ -18,6 +18,7 @@ from coordinator.services.expunger import EXPUNGE_TIMEOUT
 from coordinator.services.gc import HostCalls
 from coordinator.services.lookup import require
 from coordinator.services.vms import delete_rows, release_commands
+from coordinator.services.vmstate import VmState, set_state
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def destroy(ctx: Context, vm_uuid: str, deadline: Deadline) -> str:
             return policy
         if vm["state"] != "Destroyed":
             leave_host(ctx, vm, _calls(ctx, vm, deadline))
-            ctx.db.update("vm", vm["uuid"], state="Destroyed")
+            set_state(ctx, vm["uuid"], VmState.DESTROYED)
     log.info("VM %s (%s) destroyed (%s: recoverable)", vm["name"], vm["uuid"], policy)
     return policy
 
@@ -95,7 +96,7 @@ def recover(ctx: Context, vm_uuid: str) -> None:
     with ctx.locks.hold(f"vm:{vm['uuid']}"):
         if ctx.db.get("vm", vm["uuid"])["state"] != "Destroyed":
             raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Destroyed")
-        ctx.db.update("vm", vm["uuid"], state="Stopped")
+        set_state(ctx, vm["uuid"], VmState.STOPPED, expect=[VmState.DESTROYED])
 
 
 def expunge_destroyed(ctx: Context, vm_uuid: str, deadline: Deadline) -> None:

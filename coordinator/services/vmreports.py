@@ -14,6 +14,7 @@ from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.services import hosts
 from coordinator.services.failover import Failover
+from coordinator.services.vmstate import REPORTED, VmState, set_state
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class VmReports:
         """A VM changed state on its own: the row follows, and so does the capacity its
         host lends it. While an API works on the VM, the API's outcome wins."""
         vm_uuid, state, host = body.get("vmUuid"), body.get("vmState"), body.get("hostUuid")
-        if not isinstance(vm_uuid, str) or state not in ("Running", "Stopped", "Crashed"):
+        if not isinstance(vm_uuid, str) or state not in REPORTED:
             log.warning("VM report without vmUuid/vmState: %s", body)
             return
         try:
@@ -63,7 +64,7 @@ class VmReports:
 
     def _apply(self, vm_uuid: str, state: str, host: str | None) -> None:
         rows = self.ctx.db.find("vm", "uuid = ?", (vm_uuid,))
-        if not rows or rows[0]["state"] in ("Destroyed", "Expunging"):
+        if not rows or rows[0]["state"] in (VmState.DESTROYED, VmState.EXPUNGING):
             return
         vm = rows[0]
         if vm["host_uuid"] not in (None, host):
@@ -73,7 +74,7 @@ class VmReports:
         was_running = vm["state"] == "Running" and vm["host_uuid"]
         if state in ("Stopped", "Crashed") and was_running:
             allocator.release(self.ctx, vm["host_uuid"], vm["cpu_num"], vm["memory_size"])
-            self.ctx.db.update("vm", vm_uuid, state=state, host_uuid=None)
+            set_state(self.ctx, vm_uuid, VmState(state), host_uuid=None)
             if vm["ha_level"] == "NeverStop":
                 self.failover.restart_in_place(vm_uuid)
         elif state == "Running" and not was_running and host:
@@ -82,8 +83,7 @@ class VmReports:
                                vm["memory_size"])
             except ApiError as exc:
                 log.warning("vm %s runs on %s beyond its capacity: %s", vm_uuid, host, exc)
-            self.ctx.db.update("vm", vm_uuid, state=state, host_uuid=host,
-                               last_host_uuid=host)
+            set_state(self.ctx, vm_uuid, VmState(state), host_uuid=host, last_host_uuid=host)
         else:
-            self.ctx.db.update("vm", vm_uuid, state=state)
+            set_state(self.ctx, vm_uuid, VmState(state))
         log.info("vm %s is %s (reported by host %s)", vm_uuid, state, host)

@@ -23,6 +23,7 @@ from coordinator.jobs import Deadline
 from coordinator.services import eips, ha, networks, rootvolumes
 from coordinator.services.hosts import agent_url
 from coordinator.services.lookup import require, tags
+from coordinator.services.vmstate import VmState, set_state
 
 log = logging.getLogger(__name__)
 BOOT_DEVICES = {"HardDisk": "hd", "CdRom": "cdrom"}
@@ -173,7 +174,7 @@ def create(ctx: Context, msg: ApiMessage, deadline: Deadline) -> str:
                 "host_uuid": host["uuid"], "last_host_uuid": host["uuid"],
                 "image_uuid": image["uuid"], "instance_offering_uuid": offering["uuid"],
                 "root_volume_uuid": root_uuid, "default_l3_network_uuid": default_l3,
-                "state": "Starting", "cpu_num": offering["cpu_num"],
+                "cpu_num": offering["cpu_num"],
                 "cpu_speed": offering["cpu_speed"], "memory_size": offering["memory_size"],
                 "allocator_strategy": offering["allocator_strategy"], "ha_level": ha_level,
                 "platform": image["platform"], "boot_order_json": '["HardDisk"]',
@@ -194,6 +195,7 @@ def create(ctx: Context, msg: ApiMessage, deadline: Deadline) -> str:
                 db["system_tag"].insert({"uuid": new_uuid(), "resource_uuid": uuid,
                                          "resource_type": "VmInstanceVO", "tag": tag,
                                          "created": now(), "updated": now()})
+            set_state(ctx, uuid, VmState.STARTING)
         return host, ps
 
     def unallocate() -> None:
@@ -218,10 +220,10 @@ def create(ctx: Context, msg: ApiMessage, deadline: Deadline) -> str:
                                                  deadline),
                   lambda: call_host(ctx, host, "/vm/destroy", {"uuid": uuid},
                                      Deadline(UNDO_TIMEOUT, "destroy")))
-        ctx.db.update("vm", uuid, state="Running")
+        set_state(ctx, uuid, VmState.RUNNING)
     else:
         allocator.release(ctx, host["uuid"], offering["cpu_num"], offering["memory_size"])
-        ctx.db.update("vm", uuid, state="Stopped")
+        set_state(ctx, uuid, VmState.STOPPED)
     log.info("VM %s (%s) %s on host %s", msg.name, uuid,
              "running" if msg.strategy == "InstantStart" else "created", host["name"])
     return uuid
@@ -242,16 +244,16 @@ def start_on(ctx: Context, vm: dict, host: dict, deadline: Deadline,
     flow.step("reserve capacity", lambda: reserved or allocator.take(
         ctx, host, vm["cpu_num"], vm["memory_size"]), lambda: allocator.release(
         ctx, host["uuid"], vm["cpu_num"], vm["memory_size"]))
-    ctx.db.update("vm", vm["uuid"], state="Starting")
+    set_state(ctx, vm["uuid"], VmState.STARTING)
     try:
         flow.step("network on host", lambda: network_on_host(ctx, vm, host))
         flow.step("EIPs on host", lambda: eips.apply_on_host(ctx, vm, host))
         flow.step("start VM", lambda: call_host(
             ctx, host, "/vm/start", start_cmd(ctx, vm, deadline.left()), deadline))
     except ApiError:
-        ctx.db.update("vm", vm["uuid"], state="Stopped", host_uuid=None)
+        set_state(ctx, vm["uuid"], VmState.STOPPED, host_uuid=None)
         raise
-    ctx.db.update("vm", vm["uuid"], state="Running", host_uuid=host["uuid"],
+    set_state(ctx, vm["uuid"], VmState.RUNNING, host_uuid=host["uuid"],
                   last_host_uuid=host["uuid"])
 
 
@@ -285,17 +287,17 @@ def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -
         ctx, ps, dest))
     flow.step("network on destination", lambda: network_on_host(ctx, vm, dest),
               lambda: release_network_on_host(ctx, vm, dest))
-    ctx.db.update("vm", vm["uuid"], state="Migrating")
+    set_state(ctx, vm["uuid"], VmState.MIGRATING)
     try:
         flow.step("live migration", lambda: call_host(ctx, source, "/vm/migrate", {
             "vmUuid": vm["uuid"], "destHostIp": dest["management_ip"],
             "storageMigrationPolicy": "shared", "timeout": max(1.0, deadline.left() - 5)},
             deadline))
     finally:
-        if ctx.db.get("vm", vm["uuid"])["state"] == "Migrating":
-            ctx.db.update("vm", vm["uuid"], state="Running")
-    ctx.db.update("vm", vm["uuid"], host_uuid=dest["uuid"], last_host_uuid=dest["uuid"],
-                  state="Running")
+        if ctx.db.get("vm", vm["uuid"])["state"] == VmState.MIGRATING:
+            set_state(ctx, vm["uuid"], VmState.RUNNING)
+    set_state(ctx, vm["uuid"], VmState.RUNNING, host_uuid=dest["uuid"],
+              last_host_uuid=dest["uuid"])
     allocator.release(ctx, source["uuid"], vm["cpu_num"], vm["memory_size"])
     quietly(f"DHCP and EIPs of VM {vm['name']} on {source['name']}",
              lambda: (release_network_on_host(ctx, vm, source),
@@ -310,15 +312,15 @@ def stop(ctx: Context, vm: dict, deadline: Deadline, cold: bool = False) -> None
     if vm["state"] in ("Stopped", "Created"):
         return
     host = require(ctx, "host", vm["host_uuid"], "uuid")
-    ctx.db.update("vm", vm["uuid"], state="Stopping")
+    set_state(ctx, vm["uuid"], VmState.STOPPING)
     try:
         call_host(ctx, host, "/vm/destroy" if cold else "/vm/stop", {"uuid": vm["uuid"]},
                   deadline)
     except ApiError:
-        ctx.db.update("vm", vm["uuid"], state=vm["state"])
+        set_state(ctx, vm["uuid"], VmState(vm["state"]))
         raise
     allocator.release(ctx, host["uuid"], vm["cpu_num"], vm["memory_size"])
-    ctx.db.update("vm", vm["uuid"], state="Stopped", host_uuid=None)
+    set_state(ctx, vm["uuid"], VmState.STOPPED, host_uuid=None)
     quietly(f"EIPs of VM {vm['name']} on {host['name']}",
             lambda: eips.delete_on_host(ctx, vm, host))
 
