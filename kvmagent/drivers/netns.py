@@ -51,7 +51,7 @@ def ensure(name: str) -> bool:
     except OSError as exc:
         raise NetnsError(f"cannot create network namespace {name}: {exc}") from None
     with inside(name) as ipr:
-        ipr.link("set", index=_index(ipr, "lo"), state="up")
+        ipr.link("set", index=link_index(ipr, "lo", name), state="up")
     return True
 
 
@@ -78,11 +78,16 @@ def host() -> Iterator[IPRoute]:
         yield ipr
 
 
+def socket_in(ns: str, family: int, kind: int) -> socket.socket:
+    """A socket in namespace ``ns`` (OSError if there is none: it is never made)."""
+    return netns.create_socket(ns, family, kind, flags=0)
+
+
 def udp_socket(ns: str, ifname: str) -> socket.socket:
     """A UDP socket in namespace ``ns`` whose packets leave by ``ifname``."""
     if not exists(ns):
         raise NetnsError(f"network namespace {ns} does not exist")
-    sock = netns.create_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
     return sock
 
@@ -108,15 +113,16 @@ def ensure_veth(outer: str, inner: str, ns: str, bridge: str) -> bool:
         if not br:
             raise NetnsError(f"bridge {bridge} does not exist on this host")
         if ipr.link_lookup(ifname=outer) and not link_exists(inner, ns):
-            _call(f"delete half-made veth {outer}", ipr.link, "del", index=_index(ipr, outer))
+            call(f"delete half-made veth {outer}", ipr.link, "del", index=link_index(ipr, outer))
         if not ipr.link_lookup(ifname=outer):
-            _call(f"create veth {outer} with peer {inner} in namespace {ns}", ipr.link, "add",
-                  ifname=outer, kind="veth", peer={"ifname": inner, "net_ns_fd": ns})
+            call(f"create veth {outer} with peer {inner} in namespace {ns}", ipr.link, "add",
+                 ifname=outer, kind="veth", peer={"ifname": inner, "net_ns_fd": ns})
             created = True
-        _call(f"attach {outer} to bridge {bridge}", ipr.link, "set",
-              index=_index(ipr, outer), master=br[0], state="up")
+        call(f"attach {outer} to bridge {bridge}", ipr.link, "set",
+             index=link_index(ipr, outer), master=br[0], state="up")
     with inside(ns) as ipr:
-        _call(f"bring {inner} up in {ns}", ipr.link, "set", index=_index(ipr, inner), state="up")
+        call(f"bring {inner} up in {ns}", ipr.link, "set", index=link_index(ipr, inner, ns),
+             state="up")
     return created
 
 
@@ -139,17 +145,17 @@ def ensure_address(ns: str, ifname: str, cidr: str, replaces: str | None = None)
     """
     want = ipaddress.IPv4Interface(cidr)
     with inside(ns) as ipr:
-        index = _index(ipr, ifname)
+        index = link_index(ipr, ifname, ns)
         have = {ipaddress.IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
                 for a in ipr.get_addr(index=index, family=2)}
         if replaces and replaces != cidr:
             old = ipaddress.IPv4Interface(replaces)
             if old in have:
-                _call(f"remove {old} from {ifname} in {ns}", ipr.addr, "del", index=index,
-                      address=str(old.ip), prefixlen=old.network.prefixlen)
+                call(f"remove {old} from {ifname} in {ns}", ipr.addr, "del", index=index,
+                     address=str(old.ip), prefixlen=old.network.prefixlen)
         if want not in have:
-            _call(f"add {want} to {ifname} in {ns}", ipr.addr, "add", index=index,
-                  address=str(want.ip), prefixlen=want.network.prefixlen)
+            call(f"add {want} to {ifname} in {ns}", ipr.addr, "add", index=index,
+                 address=str(want.ip), prefixlen=want.network.prefixlen)
 
 
 def bridge_ports(bridge: str) -> list[Port]:
@@ -178,15 +184,24 @@ def link_alias(ifname: str) -> str | None:
         return None
 
 
-def _index(ipr: IPRoute, ifname: str) -> int:
+def link_index(ipr: IPRoute, ifname: str, ns: str | None = None) -> int:
+    """The index of link ``ifname`` seen by ``ipr`` (a socket in namespace ``ns``, or on
+    the host); a missing link is a :class:`NetnsError` that says where it was looked for."""
     found = ipr.link_lookup(ifname=ifname)
     if not found:
-        raise NetnsError(f"link {ifname} does not exist")
+        where = f"in namespace {ns}" if ns else "on this host"
+        raise NetnsError(f"link {ifname} does not exist {where}")
     return found[0]
 
 
-def _call(what: str, fn, *args, **kwargs):
+def call(what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, a netlink refusal raised as "cannot <what>: <reason>"."""
     try:
         return fn(*args, **kwargs)
     except NetlinkError as exc:
         raise NetnsError(f"cannot {what}: {exc}") from None
+
+
+def nsenter(ns: str, argv: list[str]) -> list[str]:
+    """The argv that runs ``argv`` in namespace ``ns`` (it keeps the agent's mounts)."""
+    return ["nsenter", f"--net={NETNS_DIR / ns}", "--", *argv]
