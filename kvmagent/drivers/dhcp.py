@@ -28,6 +28,7 @@ from pathlib import Path
 
 from agentlib import jsonfile
 from agentlib.errors import AgentError
+from agentlib.locks import NamedLocks
 from kvmagent.drivers import ebtables, netns
 from kvmagent.drivers.bridges import ALIAS_PREFIX as L2_UPLINK_ALIAS
 from kvmagent.drivers.dnsmasq import MAX_RELEASES, Dnsmasq, L3Options, Lease
@@ -40,6 +41,11 @@ OUTER_PREFIX = "zdo"
 
 def lock_name(namespace: str) -> str:
     return f"netns:{namespace}"
+
+
+def hold_namespaces(locks: NamedLocks, *namespaces: str):
+    """Hold the locks of ``namespaces`` (DHCP and metadata handlers both work in them)."""
+    return locks.hold(*(lock_name(n) for n in namespaces))
 
 
 def names(namespace: str) -> tuple[str, str, str]:
