@@ -142,10 +142,7 @@ class MetadataService:
     def ensure(self, namespace: str) -> int:
         """Address, ebtables chains and a running server."""
         ns = self._require(namespace, "namespaceName")
-        netns.ensure_address(namespace, ns.inner, f"{METADATA_IP}/32")
-        with netns.inside(namespace) as ipr:
-            link = ipr.get_links(netns.link_index(ipr, ns.inner, namespace))[0]
-            inner_mac = link.get_attr("IFLA_ADDRESS")
+        inner_mac = netns.ensure_address(namespace, ns.inner, f"{METADATA_IP}/32")
         ebtables.ensure_chain(chain(namespace), filter_rules(ns, self.vms(namespace)))
         ebtables.ensure_chain(chain(namespace), nat_rules(ns, inner_mac), "PREROUTING", "nat")
         return self.start(namespace)
