@@ -356,6 +356,8 @@ class FlatDhcp:
         recorded it on the bridge; else as before; else ZStack's naming (``br_eth0`` on
         ``eth0``, ``br_eth0_10`` on ``eth0.10``); else the one port that is neither a
         VM's tap nor a DHCP veth."""
+        if given and netns.master_of(given) == bridge:  # sysfs: no netlink dump
+            return given
         ports = {p.name: p for p in netns.bridge_ports(bridge)}
         if given:
             if given not in ports:

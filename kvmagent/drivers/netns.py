@@ -144,8 +144,17 @@ def ensure_veth(outer: str, inner: str, ns: str, bridge: str) -> bool:
     """Veth ``outer`` (a port of ``bridge``, up) whose peer ``inner`` is in ``ns`` (up).
 
     A half-made pair (outer without its peer in ``ns``, e.g. after the namespace was
-    deleted by hand) is replaced. True if the pair was created.
+    deleted by hand) is replaced. True if the pair was created. The host's side is read
+    from sysfs first: a pair already in place costs one netlink session (its inner end).
     """
+    if master_of(outer) == bridge and host_link_up(outer):
+        with inside(ns) as nsr:
+            peer = _link(nsr, inner)
+            if peer is not None:
+                if not peer["flags"] & IFF_UP:
+                    call(f"bring {inner} up in {ns}", nsr.link, "set", index=peer["index"],
+                         state="up")
+                return False
     created = False
     with host() as ipr, inside(ns) as nsr:
         br = ipr.link_lookup(ifname=bridge)
@@ -175,8 +184,7 @@ def ensure_veth(outer: str, inner: str, ns: str, bridge: str) -> bool:
 
 def _link(ipr: IPRoute, ifname: str):
     """The netlink message of link ``ifname`` (None: no such link)."""
-    found = ipr.link_lookup(ifname=ifname)
-    return ipr.get_links(found[0])[0] if found else None
+    return next((m for m in ipr.get_links() if m.get("IFLA_IFNAME") == ifname), None)
 
 
 def delete_link(ifname: str) -> None:
@@ -199,7 +207,10 @@ def ensure_address(ns: str, ifname: str, cidr: str, replaces: str | None = None)
     """
     want = ipaddress.IPv4Interface(cidr)
     with inside(ns) as ipr:
-        index = link_index(ipr, ifname, ns)
+        link = _link(ipr, ifname)
+        if link is None:
+            raise NetnsError(f"link {ifname} does not exist in namespace {ns}")
+        index = link["index"]
         have = {ipaddress.IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
                 for a in ipr.get_addr(index=index, family=2)}
         if replaces and replaces != cidr:
@@ -210,7 +221,7 @@ def ensure_address(ns: str, ifname: str, cidr: str, replaces: str | None = None)
         if want not in have:
             call(f"add {want} to {ifname} in {ns}", ipr.addr, "add", index=index,
                  address=str(want.ip), prefixlen=want.network.prefixlen)
-        return ipr.get_links(index)[0].get("IFLA_ADDRESS")
+        return link.get("IFLA_ADDRESS")
 
 
 def bridge_ports(bridge: str) -> list[Port]:
@@ -230,6 +241,14 @@ def master_of(ifname: str) -> str | None:
         return os.path.basename(os.readlink(f"/sys/class/net/{ifname}/master"))
     except OSError:
         return None
+
+
+def host_link_up(ifname: str) -> bool:
+    """Host link ``ifname`` exists and is administratively up."""
+    try:
+        return bool(int(Path(f"/sys/class/net/{ifname}/flags").read_text(), 16) & IFF_UP)
+    except (OSError, ValueError):
+        return False
 
 
 def link_alias(ifname: str) -> str | None:
