@@ -149,7 +149,7 @@ def ensure_veth(outer: str, inner: str, ns: str, bridge: str) -> bool:
     """
     if master_of(outer) == bridge and host_link_up(outer):
         with inside(ns) as nsr:
-            peer = _link(nsr, inner)
+            peer = find_link(nsr, inner)
             if peer is not None:
                 if not peer["flags"] & IFF_UP:
                     call(f"bring {inner} up in {ns}", nsr.link, "set", index=peer["index"],
@@ -160,31 +160,22 @@ def ensure_veth(outer: str, inner: str, ns: str, bridge: str) -> bool:
         br = ipr.link_lookup(ifname=bridge)
         if not br:
             raise NetnsError(f"bridge {bridge} does not exist on this host")
-        link = _link(ipr, outer)
-        if link is not None and not nsr.link_lookup(ifname=inner):
+        link = find_link(ipr, outer)
+        if link is not None and find_link(nsr, inner) is None:
             call(f"delete half-made veth {outer}", ipr.link, "del", index=link["index"])
             link = None
         if link is None:
             call(f"create veth {outer} with peer {inner} in namespace {ns}", ipr.link, "add",
                  ifname=outer, kind="veth", peer={"ifname": inner, "net_ns_fd": ns})
             created = True
-            link = _link(ipr, outer)
-        if link is None:
-            raise NetnsError(f"link {outer} does not exist on this host")
+            link = link_message(ipr, outer)
         if link.get("IFLA_MASTER") != br[0] or not link["flags"] & IFF_UP:
             call(f"attach {outer} to bridge {bridge}", ipr.link, "set", index=link["index"],
                  master=br[0], state="up")
-        peer = _link(nsr, inner)
-        if peer is None:
-            raise NetnsError(f"link {inner} does not exist in namespace {ns}")
+        peer = link_message(nsr, inner, ns)
         if not peer["flags"] & IFF_UP:
             call(f"bring {inner} up in {ns}", nsr.link, "set", index=peer["index"], state="up")
     return created
-
-
-def _link(ipr: IPRoute, ifname: str):
-    """The netlink message of link ``ifname`` (None: no such link)."""
-    return next((m for m in ipr.get_links() if m.get("IFLA_IFNAME") == ifname), None)
 
 
 def delete_link(ifname: str) -> None:
@@ -207,9 +198,7 @@ def ensure_address(ns: str, ifname: str, cidr: str, replaces: str | None = None)
     """
     want = ipaddress.IPv4Interface(cidr)
     with inside(ns) as ipr:
-        link = _link(ipr, ifname)
-        if link is None:
-            raise NetnsError(f"link {ifname} does not exist in namespace {ns}")
+        link = link_message(ipr, ifname, ns)
         index = link["index"]
         have = {ipaddress.IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
                 for a in ipr.get_addr(index=index, family=2)}
@@ -258,14 +247,26 @@ def link_alias(ifname: str) -> str | None:
         return None
 
 
-def link_index(ipr: IPRoute, ifname: str, ns: str | None = None) -> int:
-    """The index of link ``ifname`` seen by ``ipr`` (a socket in namespace ``ns``, or on
-    the host); a missing link is a :class:`NetnsError` that says where it was looked for."""
-    found = ipr.link_lookup(ifname=ifname)
-    if not found:
+def find_link(ipr: IPRoute, ifname: str):
+    """The netlink message of link ``ifname`` seen by ``ipr`` (None: there is none)."""
+    try:
+        return ipr.link("get", ifname=ifname)[0]
+    except (NetlinkError, IndexError):
+        return None
+
+
+def link_message(ipr: IPRoute, ifname: str, ns: str | None = None):
+    """:func:`find_link`, a missing link being a :class:`NetnsError` that says where it
+    was looked for (in namespace ``ns``, or on the host)."""
+    found = find_link(ipr, ifname)
+    if found is None:
         where = f"in namespace {ns}" if ns else "on this host"
         raise NetnsError(f"link {ifname} does not exist {where}")
-    return found[0]
+    return found
+
+
+def link_index(ipr: IPRoute, ifname: str, ns: str | None = None) -> int:
+    return link_message(ipr, ifname, ns)["index"]
 
 
 def call(what: str, fn, *args, **kwargs):
