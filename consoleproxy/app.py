@@ -6,20 +6,10 @@ arrive with their issues.
 
 from __future__ import annotations
 
-from agentlib import server
-from agentlib.agent import Agent
-from agentlib.config import AgentConfig
-from agentlib.readiness import register_echo, register_ping
+from agentlib.skeleton import Skeleton
 
 PORT = 7758
 
-
-def build(cfg: AgentConfig) -> Agent:
-    agent = Agent("consoleproxy", cfg)
-    register_echo(agent, "/console/echo")
-    register_ping(agent, "/console/ping")
-    return agent
-
-
-def main(argv: list[str] | None = None) -> None:
-    server.main("consoleproxy", build, AgentConfig, PORT, __doc__.splitlines()[0], argv)
+skeleton = Skeleton("consoleproxy", PORT, "/console", __doc__.splitlines()[0])
+build = skeleton.build
+main = skeleton.main

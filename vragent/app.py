@@ -6,20 +6,10 @@ arrive with their issues.
 
 from __future__ import annotations
 
-from agentlib import server
-from agentlib.agent import Agent
-from agentlib.config import AgentConfig
-from agentlib.readiness import register_echo, register_ping
+from agentlib.skeleton import Skeleton
 
 PORT = 7272
 
-
-def build(cfg: AgentConfig) -> Agent:
-    agent = Agent("vragent", cfg)
-    register_echo(agent, "/echo")
-    register_ping(agent, "/ping")
-    return agent
-
-
-def main(argv: list[str] | None = None) -> None:
-    server.main("vragent", build, AgentConfig, PORT, __doc__.splitlines()[0], argv)
+skeleton = Skeleton("vragent", PORT, "", __doc__.splitlines()[0])
+build = skeleton.build
+main = skeleton.main

@@ -21,14 +21,14 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from agentlib.errors import AgentError
+from kvmagent.drivers import netns
 
 log = logging.getLogger(__name__)
 
@@ -283,13 +283,6 @@ def plan_delete(links: dict[str, Link], bridge: str, kind: str,
 # -- netlink --------------------------------------------------------------------------------
 
 
-@contextmanager
-def netlink() -> Iterator[IPRoute]:
-    """A netlink socket for one command (cheap: ~1 ms; not shared between threads)."""
-    with IPRoute() as ipr:
-        yield ipr
-
-
 def read_links(ipr: IPRoute) -> dict[str, Link]:
     raw = list(ipr.get_links())
     names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in raw}
@@ -313,23 +306,16 @@ def read_links(ipr: IPRoute) -> dict[str, Link]:
     return links
 
 
-def _index(ipr: IPRoute, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise L2Error(f"interface {name} does not exist on this host")
-    return found[0]
-
-
 def read_addrs(ipr: IPRoute, name: str | None = None) -> list[Addr]:
     """IPv4 addresses of ``name`` (of every interface if None), primaries first."""
-    index = _index(ipr, name) if name else None
+    index = netns.link_index(ipr, name) if name else None
     return [Addr(m.get_attr("IFA_ADDRESS"), m["prefixlen"], m.get_attr("IFA_BROADCAST"))
             for m in ipr.get_addr(family=socket.AF_INET)
             if index is None or m["index"] == index]
 
 
 def read_routes(ipr: IPRoute, name: str) -> list[Route]:
-    index = _index(ipr, name)
+    index = netns.link_index(ipr, name)
     return [Route(m.get_attr("RTA_DST") or "0.0.0.0", m["dst_len"], m.get_attr("RTA_GATEWAY"),
                   m.get_attr("RTA_PRIORITY"), m.get_attr("RTA_PREFSRC"), m["proto"],
                   m["scope"], m["type"])
@@ -338,7 +324,7 @@ def read_routes(ipr: IPRoute, name: str) -> list[Route]:
 
 
 def read_flood_peers(ipr: IPRoute, device: str) -> set[str]:
-    index = _index(ipr, device)
+    index = netns.link_index(ipr, device)
     return {m.get_attr("NDA_DST") for m in ipr.fdb("dump", ifindex=index)
             if m["ifindex"] == index and m.get_attr("NDA_LLADDR") == FLOOD_MAC
             and m.get_attr("NDA_DST")}
@@ -359,11 +345,11 @@ def _run(ipr: IPRoute, step: Step) -> None:
     args = dict(step.args)
     for ref in ("link", "master"):
         if ref in args:
-            args[ref] = _index(ipr, args[ref])
+            args[ref] = netns.link_index(ipr, args[ref])
     if step.action == "link_add":
         ipr.link("add", ifname=step.link, **args)
         return
-    index = _index(ipr, step.link)
+    index = netns.link_index(ipr, step.link)
     if step.action == "link_set":
         ipr.link("set", index=index, **args)
     elif step.action == "link_del":
@@ -393,13 +379,13 @@ def explain(step: Step, exc: NetlinkError) -> L2Error:
 
 
 def missing_interfaces(names: Iterable[str]) -> list[str]:
-    with netlink() as ipr:
+    with netns.host() as ipr:
         return [n for n in dict.fromkeys(names) if not ipr.link_lookup(ifname=n)]
 
 
 def check_bridge(bridge: str, port: str) -> None:
     """Raise unless ``bridge`` exists, is a bridge, and ``port`` is plugged into it."""
-    with netlink() as ipr:
+    with netns.host() as ipr:
         links = read_links(ipr)
     found = _require(links, bridge, "bridge")
     if found.kind != "bridge":
@@ -412,7 +398,7 @@ def check_bridge(bridge: str, port: str) -> None:
 
 def create_novlan_bridge(bridge: str, iface: str) -> list[Step]:
     """Bridge the NIC ``iface``, moving its addresses and routes onto the bridge."""
-    with netlink() as ipr:
+    with netns.host() as ipr:
         done = apply(ipr, plan_bridge(read_links(ipr), bridge, iface))
         return done + apply(ipr, plan_address_move(
             iface, bridge, read_addrs(ipr, iface), read_addrs(ipr, bridge),
@@ -420,7 +406,7 @@ def create_novlan_bridge(bridge: str, iface: str) -> list[Step]:
 
 
 def create_vlan_bridge(bridge: str, iface: str, vlan: int) -> list[Step]:
-    with netlink() as ipr:
+    with netns.host() as ipr:
         done = apply(ipr, plan_vlan_device(read_links(ipr), iface, vlan))
         return done + apply(ipr, plan_bridge(read_links(ipr), bridge,
                                              vlan_device_name(iface, vlan)))
@@ -428,7 +414,7 @@ def create_vlan_bridge(bridge: str, iface: str, vlan: int) -> list[Step]:
 
 def create_vxlan_bridge(bridge: str, vni: int, local: str, port: int,
                         peers: Iterable[str]) -> list[Step]:
-    with netlink() as ipr:
+    with netns.host() as ipr:
         if local not in {a.address for a in read_addrs(ipr)}:
             raise L2Error(f"localIp {local} is not an address of this host: the VTEP "
                           "address must be one of its interfaces' IPv4 addresses")
@@ -441,7 +427,7 @@ def create_vxlan_bridge(bridge: str, vni: int, local: str, port: int,
 
 def populate_fdb(vni: int, peers: Iterable[str]) -> list[Step]:
     device = vxlan_device_name(vni)
-    with netlink() as ipr:
+    with netns.host() as ipr:
         found = read_links(ipr).get(device)
         if found is None or found.kind != "vxlan":
             raise L2Error(f"VXLAN device {device} does not exist on this host: create the "
@@ -451,5 +437,5 @@ def populate_fdb(vni: int, peers: Iterable[str]) -> list[Step]:
 
 
 def delete_bridge(bridge: str, kind: str, devices: Iterable[str] = ()) -> list[Step]:
-    with netlink() as ipr:
+    with netns.host() as ipr:
         return apply(ipr, plan_delete(read_links(ipr), bridge, kind, devices))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from agentlib import jsonfile
 from agentlib.errors import AgentError
+from agentlib.locks import NamedLocks
 from kvmagent.drivers import ebtables, netns
 from kvmagent.drivers.bridges import ALIAS_PREFIX as L2_UPLINK_ALIAS
 from kvmagent.drivers.dnsmasq import MAX_RELEASES, Dnsmasq, L3Options, Lease
@@ -40,6 +41,11 @@ OUTER_PREFIX = "zdo"
 
 def lock_name(namespace: str) -> str:
     return f"netns:{namespace}"
+
+
+def hold_namespaces(locks: NamedLocks, *namespaces: str):
+    """Hold the locks of ``namespaces`` (DHCP and metadata handlers both work in them)."""
+    return locks.hold(*(lock_name(n) for n in namespaces))
 
 
 def names(namespace: str) -> tuple[str, str, str]:
@@ -350,6 +356,8 @@ class FlatDhcp:
         recorded it on the bridge; else as before; else ZStack's naming (``br_eth0`` on
         ``eth0``, ``br_eth0_10`` on ``eth0.10``); else the one port that is neither a
         VM's tap nor a DHCP veth."""
+        if given and netns.master_of(given) == bridge:  # sysfs: no netlink dump
+            return given
         ports = {p.name: p for p in netns.bridge_ports(bridge)}
         if given:
             if given not in ports:

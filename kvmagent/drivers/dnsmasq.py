@@ -189,8 +189,8 @@ class Dnsmasq:
             self.log.replace(self.log.with_suffix(".log.1"))
         try:
             # dnsmasq's parent exits once the daemon is set up (or with its error)
-            shell.run(["nsenter", f"--net={netns.NETNS_DIR / self.netns}", "--",
-                       "dnsmasq", f"--conf-file={self.conf}"], timeout=30)
+            shell.run(netns.nsenter(self.netns, ["dnsmasq", f"--conf-file={self.conf}"]),
+                      timeout=30)
         except shell.CommandFailed as exc:
             raise DnsmasqError(f"dnsmasq for namespace {self.netns} did not start: {exc}") \
                 from None

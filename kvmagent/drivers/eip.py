@@ -26,11 +26,6 @@ MACs that are the same wherever the EIP lands (a moved VM's gateway entry stays 
 ``apply`` announces both addresses with a gratuitous ARP so the public L2 (switches,
 routers, clients) follows a moved EIP at once. Every step converges and says whether it
 changed anything, so a repeated apply changes nothing.
-
-Could be shared later: the in-namespace helpers (one exact address on a link, a link's
-MAC, the default route, sysctls and iptables-restore through ``nsenter``, gratuitous ARP)
-belong in :mod:`kvmagent.drivers.netns`; ``netns._index``/``_call`` made public would
-replace :func:`_index`/:func:`_netlink` here.
 """
 
 from __future__ import annotations
@@ -42,8 +37,6 @@ import socket
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute
-from pyroute2 import netns as pyroute2_netns
-from pyroute2.netlink.exceptions import NetlinkError
 
 from agentlib import shell
 from agentlib.errors import AgentError
@@ -195,19 +188,20 @@ def _ensure_link(ipr: IPRoute, ns: str, ifname: str, mac: str,
                  address: ipaddress.IPv4Interface) -> bool:
     """``ifname`` with MAC ``mac`` and ``address`` as its only IPv4 address."""
     changed = False
-    index = _index(ipr, ns, ifname)
+    index = netns.link_index(ipr, ifname, ns)
     if ipr.get_links(index)[0].get("IFLA_ADDRESS") != mac:
-        _netlink(f"set the MAC of {ifname} in {ns}", ipr.link, "set", index=index, address=mac)
+        netns.call(f"set the MAC of {ifname} in {ns}", ipr.link, "set", index=index,
+                   address=mac)
         changed = True
     have = {ipaddress.IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
             for a in ipr.get_addr(index=index, family=socket.AF_INET)}
     for old in have - {address}:
-        _netlink(f"remove {old} from {ifname} in {ns}", ipr.addr, "del", index=index,
-                 address=str(old.ip), prefixlen=old.network.prefixlen)
+        netns.call(f"remove {old} from {ifname} in {ns}", ipr.addr, "del", index=index,
+                   address=str(old.ip), prefixlen=old.network.prefixlen)
         changed = True
     if address not in have:
-        _netlink(f"add {address} to {ifname} in {ns}", ipr.addr, "add", index=index,
-                 address=str(address.ip), prefixlen=address.network.prefixlen)
+        netns.call(f"add {address} to {ifname} in {ns}", ipr.addr, "add", index=index,
+                   address=str(address.ip), prefixlen=address.network.prefixlen)
         changed = True
     return changed
 
@@ -216,8 +210,8 @@ def _ensure_default_route(ipr: IPRoute, ns: str, gateway: str) -> bool:
     routes = ipr.get_default_routes(family=socket.AF_INET)
     if [r.get("RTA_GATEWAY") for r in routes] == [gateway]:
         return False
-    _netlink(f"route {ns} by default via {gateway}", ipr.route, "replace", dst="0.0.0.0/0",
-             gateway=gateway)
+    netns.call(f"route {ns} by default via {gateway}", ipr.route, "replace",
+               dst="0.0.0.0/0", gateway=gateway)
     return True
 
 
@@ -246,7 +240,7 @@ def _announce(ns: str, ifname: str, mac: str, ip: str) -> None:
     frame = (b"\xff" * 6 + hw + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04\x00\x01"
              + hw + addr + b"\x00" * 6 + addr)
     try:
-        sock = pyroute2_netns.create_socket(ns, socket.AF_PACKET, socket.SOCK_RAW, flags=0)
+        sock = netns.socket_in(ns, socket.AF_PACKET, socket.SOCK_RAW)
         with sock:
             sock.bind((ifname, 0))
             sock.send(frame)
@@ -256,20 +250,6 @@ def _announce(ns: str, ifname: str, mac: str, ip: str) -> None:
 
 def _nsenter(ns: str, argv: list[str], input: str | None = None) -> shell.Result:
     try:
-        return shell.run(["nsenter", f"--net={netns.NETNS_DIR / ns}", *argv], input=input)
+        return shell.run(netns.nsenter(ns, argv), input=input)
     except shell.CommandFailed as exc:
         raise EipError(str(exc)) from None
-
-
-def _index(ipr: IPRoute, ns: str, ifname: str) -> int:
-    found = ipr.link_lookup(ifname=ifname)
-    if not found:
-        raise EipError(f"link {ifname} does not exist in namespace {ns}")
-    return found[0]
-
-
-def _netlink(what: str, fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except NetlinkError as exc:
-        raise EipError(f"cannot {what}: {exc}") from None

@@ -142,10 +142,7 @@ class MetadataService:
     def ensure(self, namespace: str) -> int:
         """Address, ebtables chains and a running server."""
         ns = self._require(namespace, "namespaceName")
-        netns.ensure_address(namespace, ns.inner, f"{METADATA_IP}/32")
-        with netns.inside(namespace) as ipr:
-            link = ipr.get_links(ipr.link_lookup(ifname=ns.inner)[0])[0]
-            inner_mac = link.get_attr("IFLA_ADDRESS")
+        inner_mac = netns.ensure_address(namespace, ns.inner, f"{METADATA_IP}/32")
         ebtables.ensure_chain(chain(namespace), filter_rules(ns, self.vms(namespace)))
         ebtables.ensure_chain(chain(namespace), nat_rules(ns, inner_mac), "PREROUTING", "nat")
         return self.start(namespace)
@@ -197,9 +194,9 @@ class MetadataService:
             server_log.replace(d / "server.log.1")
         with open(server_log, "ab") as out:
             proc = subprocess.Popen(
-                ["nsenter", f"--net={netns.NETNS_DIR / namespace}", "--", sys.executable,
-                 "-m", "kvmagent.metadata_server", "--dir", str(d),
-                 *(arg for a in listen for arg in ("--listen", a))],
+                netns.nsenter(namespace, [sys.executable, "-m", "kvmagent.metadata_server",
+                                          "--dir", str(d),
+                                          *(arg for a in listen for arg in ("--listen", a))]),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, env=env)
         self._children[proc.pid] = proc

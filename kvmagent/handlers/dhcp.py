@@ -15,7 +15,7 @@ from pathlib import Path
 from agentlib.agent import Agent
 from agentlib.locks import NamedLocks
 from agentlib.routes import Routes
-from kvmagent.drivers.dhcp import FlatDhcp, lock_name
+from kvmagent.drivers.dhcp import FlatDhcp, hold_namespaces
 from kvmagent.hostchecks import require_bridge
 from kvmagent.models.dhcp import (
     ApplyDhcpCmd,
@@ -41,9 +41,6 @@ class Dhcp:
     driver: FlatDhcp
     locks: NamedLocks
 
-    def lock(self, *namespaces: str):
-        return self.locks.hold(*(lock_name(n) for n in namespaces))
-
 
 def register(agent: Agent, data_dir: Path) -> FlatDhcp:
     """Serve the endpoints; re-adopt (or restore) the namespaces of a previous run."""
@@ -65,7 +62,7 @@ def _apply_all(dhcp: Dhcp, commands: list[tuple[str, ApplyDhcpCmd]]) -> DhcpRepl
                 plan.setdefault(ns, (False, []))[1].extend(entries)
     reply = DhcpReply()
     for ns, (rebuild, entries) in plan.items():
-        with dhcp.lock(ns):
+        with hold_namespaces(dhcp.locks, ns):
             reply.namespaces[ns] = dhcp.driver.apply(ns, entries, rebuild)
     return reply
 
@@ -74,7 +71,7 @@ def _converge(dhcp: Dhcp, namespaces: set[str], entries: list[DhcpEntry]) -> Dhc
     groups = dhcp.driver.group(entries)
     reply = DhcpReply()
     for ns in sorted(namespaces | set(groups)):
-        with dhcp.lock(ns):
+        with hold_namespaces(dhcp.locks, ns):
             if dhcp.driver.state(ns) is not None:
                 reply.namespaces[ns] = dhcp.driver.apply(ns, groups.get(ns, []), rebuild=True,
                                                          full=True)
@@ -86,7 +83,7 @@ def prepare(dhcp: Dhcp, cmd: PrepareDhcpCmd) -> PrepareDhcpReply:
     """Make the L3's DHCP namespace on this host: joined to the bridge, serving as
     dhcpServerIp, cut off from other hosts' DHCP at the uplink, dnsmasq running."""
     require_bridge("bridgeName", cmd.bridge_name)
-    with dhcp.lock(cmd.namespace_name):
+    with hold_namespaces(dhcp.locks, cmd.namespace_name):
         status = dhcp.driver.prepare(cmd)
         ns = dhcp.driver.namespace(cmd.namespace_name)
     return PrepareDhcpReply(namespace_name=ns.netns, inner_interface=ns.inner,
@@ -115,7 +112,7 @@ def release(dhcp: Dhcp, cmd: ReleaseDhcpCmd) -> DhcpReply:
         groups.setdefault(ref.namespace_name, []).append(ref.mac)
     reply = DhcpReply()
     for ns, macs in groups.items():
-        with dhcp.lock(ns):
+        with hold_namespaces(dhcp.locks, ns):
             reply.namespaces[ns] = dhcp.driver.release(ns, macs)
     return reply
 
@@ -144,7 +141,7 @@ def reset_default_gateway(dhcp: Dhcp, cmd: ResetDefaultGatewayCmd) -> DhcpReply:
                 cmd.gateway_to_add)]
     for ns, mac, default, gateway in changes:
         if ns and dhcp.driver.state(ns) is not None:
-            with dhcp.lock(ns):
+            with hold_namespaces(dhcp.locks, ns):
                 reply.namespaces[ns] = dhcp.driver.set_default(ns, mac.lower(), default,
                                                                gateway)
     return reply
@@ -154,6 +151,6 @@ def reset_default_gateway(dhcp: Dhcp, cmd: ResetDefaultGatewayCmd) -> DhcpReply:
 def delete_namespace(dhcp: Dhcp, cmd: DeleteNamespaceCmd) -> DhcpReply:
     """Stop the namespace's dnsmasq and remove its namespace, veth, ebtables chain and
     files; a namespace that is not here counts as deleted."""
-    with dhcp.lock(cmd.namespace_name):
+    with hold_namespaces(dhcp.locks, cmd.namespace_name):
         dhcp.driver.delete(cmd.namespace_name)
     return DhcpReply()

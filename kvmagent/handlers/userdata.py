@@ -10,7 +10,7 @@ from pathlib import Path
 from agentlib.agent import Agent
 from agentlib.locks import NamedLocks
 from agentlib.routes import Routes
-from kvmagent.drivers.dhcp import FlatDhcp, lock_name
+from kvmagent.drivers.dhcp import FlatDhcp, hold_namespaces
 from kvmagent.drivers.metadata import MetadataService
 from kvmagent.models.userdata import (
     ApplyUserdataCmd,
@@ -31,9 +31,6 @@ class Userdata:
     service: MetadataService
     locks: NamedLocks
 
-    def lock(self, *namespaces: str):
-        return self.locks.hold(*(lock_name(ns) for ns in namespaces))
-
 
 def register(agent: Agent, data_dir: Path, dhcp: FlatDhcp) -> MetadataService:
     """Serve the endpoints; re-adopt (or restart) the servers of a previous run. A
@@ -52,7 +49,7 @@ def _apply_all(ud: Userdata, items: list[tuple[str, UserdataTO]],
     for field, to in items:
         groups.setdefault(to.namespace_name, []).append((field, to))
     reply = UserdataReply()
-    with ud.lock(*groups):
+    with hold_namespaces(ud.locks, *groups):
         records = {ns: ud.service.records(ns, group) for ns, group in groups.items()}
         for ns, recs in records.items():
             reply.server_pids[ns] = ud.service.write(ns, recs, rebuild)
@@ -75,7 +72,7 @@ def batch_apply(ud: Userdata, cmd: BatchApplyUserdataCmd) -> UserdataReply:
 @routes.sync("/flatnetworkprovider/userdata/release")
 def release(ud: Userdata, cmd: ReleaseUserdataCmd) -> UserdataReply:
     """Stop serving this VM (absent is fine)."""
-    with ud.lock(cmd.namespace_name):
+    with hold_namespaces(ud.locks, cmd.namespace_name):
         pid = ud.service.release(cmd.namespace_name, cmd.vm_ip)
     return UserdataReply(server_pids={cmd.namespace_name: pid} if pid else {})
 
@@ -83,6 +80,6 @@ def release(ud: Userdata, cmd: ReleaseUserdataCmd) -> UserdataReply:
 @routes.sync("/flatnetworkprovider/userdata/cleanup")
 def cleanup(ud: Userdata, cmd: CleanupUserdataCmd) -> UserdataReply:
     """Remove the namespace's metadata server, address, rules and files."""
-    with ud.lock(cmd.namespace_name):
+    with hold_namespaces(ud.locks, cmd.namespace_name):
         ud.service.cleanup(cmd.namespace_name)
     return UserdataReply()

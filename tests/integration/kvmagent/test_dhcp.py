@@ -152,6 +152,31 @@ def test_agent_restart_keeps_dnsmasq_and_leases(dhcp_host_factory):
     assert nic1.lease().ip == "10.42.0.13"
 
 
+def test_prepare_puts_back_what_was_undone_behind_the_agents_back(dhcp_host_factory):
+    """The agent reads the namespace's links, address and rules from the system (never
+    from what it did last): a prepare after they were changed by hand restores them."""
+    a = dhcp_host_factory()
+    prepare(a)
+    apply(a, entry(MAC1, "10.42.0.11"))
+    outer, inner, chain = names(NS)
+
+    def rules() -> list[str]:
+        return [line for line in a.ebtables().splitlines() if line.startswith(f"-A {chain} ")]
+
+    def address() -> str:
+        return a.host.run(["ip", "-n", NS, "-o", "addr", "show", "dev", inner]).stdout
+
+    before = rules()
+    assert before and SERVER in address()
+    a.host.run(["ebtables", "-F", chain])
+    a.host.run(["ip", "link", "set", outer, "nomaster"])
+    a.host.run(["ip", "-n", NS, "addr", "flush", "dev", inner])
+    prepare(a)
+    assert rules() == before
+    assert f"master {DATA_BRIDGE} " in next(ln for ln in a.links().splitlines() if outer in ln)
+    assert f"inet {SERVER}/24" in address()
+
+
 def test_deletenamespace_leaves_nothing(dhcp_host_factory):
     a = dhcp_host_factory()
     prepare(a)
