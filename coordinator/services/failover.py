@@ -32,7 +32,7 @@ from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.jobs import Deadline
-from coordinator.services import ha, rootvolumes, vms
+from coordinator.services import backends, ha, rootvolumes, vms
 from coordinator.services.gc import HostCalls
 from coordinator.services.hosts import KVMAGENT_PORT, agent_url
 from coordinator.services.vmdeletion import leave_host
@@ -47,14 +47,16 @@ SYNC_TIMEOUT = 5.0  # as a ping's
 
 
 def ha_vms(ctx: Context, host_uuid: str) -> list[dict]:
-    """The host's HA VMs whose every volume is on Ceph (only those can start elsewhere)."""
+    """The host's HA VMs whose every volume is on shared storage (Ceph): only those can
+    start elsewhere."""
     marks = ",".join("?" * len(HA_RUNNING))
+    shared = backends.shared_types()
     return ctx.db.find(
         "vm", f"host_uuid = ? AND state IN ({marks}) AND ha_level IN ('NeverStop', "
         "'OnHostFailure') AND NOT EXISTS "
         "(SELECT 1 FROM volume v JOIN primary_storage p ON p.uuid = v.ps_uuid WHERE "
-        "v.vm_uuid = vm.uuid AND v.status = 'Ready' AND p.type != 'Ceph')",
-        (host_uuid, *HA_RUNNING))
+        f"v.vm_uuid = vm.uuid AND v.status = 'Ready' AND p.type NOT IN "
+        f"({','.join('?' * len(shared))}))", (host_uuid, *HA_RUNNING, *shared))
 
 
 def scan_window(ctx: Context) -> float:
@@ -143,7 +145,8 @@ class Failover:
                 reply = ctx.agents.call_async(agent_url(peer), "/ha/scanhost", {
                     "targetHostUuid": host["uuid"], "targetIp": host["management_ip"],
                     "targetPort": host["agent_port"] or KVMAGENT_PORT, "window": window,
-                    "interval": ha.fencer_settings(ctx)["interval"], **ha.ceph_access(ps)},
+                    "interval": ha.fencer_settings(ctx)["interval"],
+                    **backends.primary(ps).ha_access()},
                     window + 60)
             except AgentCallError as exc:
                 log.warning("host %s: scan from %s failed: %s", host["name"], peer["name"],

@@ -22,8 +22,9 @@ from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.db import new_uuid
+from coordinator.services import backends
 from coordinator.services.hosts import agent_url
-from coordinator.services.storageagents import StorageUnreachable, ceph_call, sftp_call
+from coordinator.services.storageagents import StorageUnreachable
 
 log = logging.getLogger(__name__)
 JOB_TIMEOUT = 300.0
@@ -100,10 +101,7 @@ def storage_call(ctx: Context, storage: dict, kind: str, path: str, body: dict,
 
 
 def _storage_run(ctx: Context, storage: dict, kind: str, path: str, body: dict) -> None:
-    if kind == "bs" and storage["type"] != "Ceph":
-        sftp_call(ctx, storage, path, body)
-    else:
-        ceph_call(ctx, storage, path, body)
+    (backends.primary if kind == "ps" else backends.backup)(storage).call(ctx, path, body)
 
 
 def _attempted(ctx: Context, job: dict, error: str | None = None) -> None:
@@ -158,8 +156,8 @@ def run_host(ctx: Context, host_uuid: str) -> tuple[int, int]:
     for job in jobs:
         try:
             if job["via_ps_uuid"]:
-                ceph_call(ctx, ctx.db.get("primary_storage", job["via_ps_uuid"]), job["path"],
-                          job["body"])
+                ps = ctx.db.get("primary_storage", job["via_ps_uuid"])
+                backends.primary(ps).call(ctx, job["path"], job["body"])
             elif job["is_async"]:
                 ctx.agents.call_async(agent_url(rows[0]), job["path"], job["body"],
                                       JOB_TIMEOUT)

@@ -19,6 +19,7 @@ import logging
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
 from coordinator.context import Context
+from coordinator.services import backends
 from coordinator.services.hosts import agent_url
 from coordinator.services.lookup import require, tags
 
@@ -37,21 +38,17 @@ def level_from_tags(system_tags: list[str]) -> str:
     return levels[-1] if levels else ""
 
 
-def ceph_access(ps: dict) -> dict:
-    """How a host's agent reaches the storage's root-volume pool itself."""
-    config = ps["config"]
-    return {"pool": config["rootVolumePoolName"], "userKey": config["userKey"],
-            "monHosts": [f"{m['host']}:{m['port']}" for m in config["mons"]]}
-
-
 def fencer_settings(ctx: Context) -> dict:
     return {"interval": ctx.gconf.get("ha", "host.selfFencer.interval"),
             "maxAttempts": ctx.gconf.get("ha", "host.selfFencer.maxAttempts")}
 
 
-def ceph_storages(ctx: Context, cluster_uuid: str) -> list[dict]:
-    return ctx.db.find("primary_storage", "type = 'Ceph' AND uuid IN (SELECT ps_uuid FROM "
-                       "ps_cluster WHERE cluster_uuid = ?)", (cluster_uuid,))
+def shared_storages(ctx: Context, cluster_uuid: str) -> list[dict]:
+    """The cluster's primary storages whose VMs can restart elsewhere (Ceph)."""
+    types = backends.shared_types()
+    return ctx.db.find("primary_storage", f"type IN ({','.join('?' * len(types))}) AND uuid "
+                       "IN (SELECT ps_uuid FROM ps_cluster WHERE cluster_uuid = ?)",
+                       (*types, cluster_uuid))
 
 
 def sync_fencers(ctx: Context, host_uuid: str, timeout: float | None = None) -> None:
@@ -59,11 +56,11 @@ def sync_fencers(ctx: Context, host_uuid: str, timeout: float | None = None) -> 
     its cluster. A failure is logged: the host stays usable, only not HA-safe."""
     host = ctx.db.get("host", host_uuid)
     enabled = ctx.gconf.get("ha", "enable")
-    for ps in ceph_storages(ctx, host["cluster_uuid"]):
+    for ps in shared_storages(ctx, host["cluster_uuid"]):
         try:
             if enabled:
                 ctx.agents.call(agent_url(host), "/ha/selffencer/setup", {
-                    "psUuid": ps["uuid"], "hostUuid": host_uuid, **ceph_access(ps),
+                    "psUuid": ps["uuid"], "hostUuid": host_uuid, **backends.primary(ps).ha_access(),
                     **fencer_settings(ctx)}, timeout)
             else:
                 ctx.agents.call(agent_url(host), "/ha/selffencer/cancel",

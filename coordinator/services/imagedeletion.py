@@ -18,9 +18,8 @@ import logging
 
 from coordinator.api import ApiError
 from coordinator.context import Context
-from coordinator.services import expunger, gc
+from coordinator.services import backends, expunger, gc
 from coordinator.services.lookup import require
-from coordinator.services.storageagents import CEPH_BS, SFTP_BS
 
 log = logging.getLogger(__name__)
 BS_UUIDS = "backupStorageUuids"
@@ -79,8 +78,7 @@ def _expunge(ctx: Context, image: dict, refs: list[dict]) -> bool:
         bs = ctx.db.get("backup_storage", ref["bs_uuid"])
         path = ref["install_path"]
         if path:
-            gc.storage_call(ctx, bs, "bs", f"{CEPH_BS}/image/delete" if bs["type"] == "Ceph"
-                            else f"{SFTP_BS}/delete", {"installPath": path},
+            gc.storage_call(ctx, bs, "bs", *backends.backup(bs).delete_command(path),
                             f"delete image {image['uuid']} from {bs['name']}")
         with ctx.db.tx():
             ctx.db.conn().execute("DELETE FROM image_bs WHERE image_uuid = ? AND bs_uuid = ?",

@@ -9,23 +9,15 @@ import logging
 from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.jobs import Deadline
+from coordinator.services import backends
 from coordinator.services.lookup import require
-from coordinator.services.storageagents import CEPH_BS, SFTP_BS, ceph_call, sftp_call
 
 log = logging.getLogger(__name__)
 
 
 def download_to(ctx: Context, bs: dict, image: dict, url: str, deadline: Deadline) -> dict:
     """Download into one backup storage; the image_bs row says where and how it went."""
-    body = {"url": url, "imageUuid": image["uuid"]}
-    if bs["type"] == "Ceph":
-        path = f"ceph://{bs['config']['poolName']}/{image['uuid']}"
-        reply = ceph_call(ctx, bs, f"{CEPH_BS}/image/download", {**body, "installPath": path},
-                          deadline)
-    else:
-        path = f"{bs['url'].rstrip('/')}/images/{image['uuid']}.template"
-        reply = sftp_call(ctx, bs, f"{SFTP_BS}/download", {**body, "installPath": path},
-                          deadline)
+    path, reply = backends.backup(bs).download(ctx, image["uuid"], url, deadline)
     ctx.db.update_where("image_bs", "image_uuid = ? AND bs_uuid = ?", (image["uuid"],
                         bs["uuid"]), status="Ready", install_path=path)
     return reply

@@ -7,7 +7,7 @@ from __future__ import annotations
 from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.jobs import Deadline
-from coordinator.services import rootvolumes
+from coordinator.services import backends, rootvolumes
 from coordinator.services.lookup import require
 from coordinator.services.vms import call_host
 
@@ -24,7 +24,7 @@ def attach(ctx: Context, vm_uuid: str, iso_uuid: str, deadline: Deadline) -> Non
         host = ctx.db.get("host", vm["host_uuid"] or vm["last_host_uuid"])
         ps = ctx.db.get("primary_storage", ctx.db.get(
             "volume", vm["root_volume_uuid"])["ps_uuid"])
-        if ps["type"] != "LocalStorage":
+        if not backends.primary(ps).per_host:
             raise ApiError(f"vmInstanceUuid: VM {vm['name']} is on {ps['type']}; ISOs "
                            "are attached to VMs on local storage only, for now")
         path = rootvolumes.image_cache(ctx, ps, host, iso, deadline)

@@ -13,7 +13,7 @@ from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.db import new_uuid
 from coordinator.jobs import Deadline
-from coordinator.services.hosts import agent_url
+from coordinator.services import backends
 from coordinator.services.lookup import require
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 def migrate_volume(ctx: Context, volume: dict, dest: dict, deadline: Deadline) -> None:
     ps = ctx.db.get("primary_storage", volume["ps_uuid"])
-    if ps["type"] != "LocalStorage":
+    backend = backends.primary(ps)
+    if not backend.per_host:
         raise ApiError(f"volumeUuid: volume {volume['name']} is on {ps['type']}, not local "
                        "storage")
     if volume["host_uuid"] == dest["uuid"]:
@@ -39,15 +40,8 @@ def migrate_volume(ctx: Context, volume: dict, dest: dict, deadline: Deadline) -
         raise ApiError(f"volumeUuid: volume {volume['name']} is attached: detach it first")
     source = ctx.db.get("host", volume["host_uuid"])
     try:
-        key = ctx.agents.call(agent_url(source), "/localstorage/sshkey", {})["publicKey"]
-        ctx.agents.call(agent_url(dest), "/localstorage/authorizekey", {"publicKey": key})
-        ctx.agents.call(agent_url(dest), "/localstorage/init", {"path": ps["url"]})
-        body = {"srcInstallPath": volume["install_path"], "dstHostIp": dest["management_ip"],
-                "volumeType": volume["type"].lower()}
-        if vm is not None:
-            body["vmUuid"] = vm["uuid"]
-        ctx.agents.call_async(agent_url(source), "/localstorage/volume/migrate", body,
-                              deadline.left())
+        backend.copy_to_host(ctx, volume, source, dest, vm["uuid"] if vm else None,
+                             deadline)
     except AgentCallError as exc:
         raise ApiError(f"moving volume {volume['name']} from {source['name']} to "
                        f"{dest['name']}: {exc}") from None
@@ -66,8 +60,7 @@ def migrate_volume(ctx: Context, volume: dict, dest: dict, deadline: Deadline) -
                                             cache["size"], cache["created"],
                                             cache["updated"]))
     try:
-        ctx.agents.call(agent_url(source), "/localstorage/delete",
-                        {"path": volume["install_path"]})
+        backend.delete_volume(ctx, volume["install_path"], source)
     except AgentCallError as exc:
         log.warning("volume %s moved; its old copy on %s stays: %s", volume["uuid"],
                     source["name"], exc)

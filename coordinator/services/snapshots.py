@@ -15,22 +15,24 @@ import logging
 
 from coordinator.api import ApiError
 from coordinator.context import Context
-from coordinator.services import gc
+from coordinator.services import backends, gc
+from coordinator.services.backends.primary import PrimaryStorage
 from coordinator.services.lookup import require
-from coordinator.services.storageagents import CEPH_PS, StorageUnreachable, ceph_call
+from coordinator.services.storageagents import StorageUnreachable
 
 log = logging.getLogger(__name__)
 
 
-def _ceph_storage(ctx: Context, volume: dict, field: str) -> dict:
-    """The volume's primary storage, which must be Ceph."""
+def _storage(ctx: Context, volume: dict, field: str) -> PrimaryStorage:
+    """The volume's primary storage's backend, which must take snapshots."""
     if volume["status"] != "Ready":
         raise ApiError(f"{field}: volume {volume['name']} is {volume['status']}, not Ready")
     ps = ctx.db.get("primary_storage", volume["ps_uuid"])
-    if ps["type"] != "Ceph":
+    backend = backends.primary(ps)
+    if not backend.snapshots:
         raise ApiError(f"{field}: volume {volume['name']} is on {ps['type']} primary storage "
                        f"{ps['name']}: volume snapshots there are not built yet (Ceph only)")
-    return ps
+    return backend
 
 
 def _delete_bits(ctx: Context, snapshot: dict) -> bool:
@@ -39,9 +41,9 @@ def _delete_bits(ctx: Context, snapshot: dict) -> bool:
     rows = ctx.db.find("primary_storage", "uuid = ?", (snapshot["ps_uuid"],))
     if not rows:  # the storage left the inventory: nothing to reach
         return True
-    return gc.storage_call(ctx, rows[0], "ps", f"{CEPH_PS}/snapshot/delete",
-                           {"snapshotPath": snapshot["install_path"]},
-                           _gc_name(snapshot["uuid"]))
+    path, body = backends.primary(rows[0]).snapshot_command("delete",
+                                                            snapshot["install_path"])
+    return gc.storage_call(ctx, rows[0], "ps", path, body, _gc_name(snapshot["uuid"]))
 
 
 def _gc_name(uuid: str) -> str:
@@ -71,16 +73,16 @@ def create(ctx: Context, volume_uuid: str, uuid: str, name: str, description: st
             return  # a repeated call
         if done:
             raise ApiError(f"resourceUuid: {uuid} is a snapshot of another volume")
-        ps = _ceph_storage(ctx, volume, "volumeUuid")
+        backend = _storage(ctx, volume, "volumeUuid")
         path = f"{volume['install_path']}@{uuid}"
         ctx.db.insert("volume_snapshot", {
             "uuid": uuid, "name": name, "description": description,
-            "volume_uuid": volume["uuid"], "ps_uuid": ps["uuid"], "install_path": path,
+            "volume_uuid": volume["uuid"], "ps_uuid": volume["ps_uuid"], "install_path": path,
             "size": volume["size"], "status": "Creating"})
         ctx.db.update_where("gc_job", "status = 'Pending' AND name = ?", (_gc_name(uuid),),
                             status="Cancelled", last_error="the snapshot was made again")
         try:
-            reply = ceph_call(ctx, ps, f"{CEPH_PS}/snapshot/create", {"snapshotPath": path})
+            reply = backend.call(ctx, *backend.snapshot_command("create", path))
         except ApiError as exc:
             snapshot = ctx.db.get("volume_snapshot", uuid)
             ctx.db.delete("volume_snapshot", uuid)
@@ -124,9 +126,8 @@ def revert(ctx: Context, uuid: str) -> str:
                 raise ApiError(f"uuid: volume {volume['name']} is attached to VM "
                                f"{vm['name']} ({vm['uuid']}), which is {vm['state']}; "
                                "stop the VM (or detach the volume) first")
-        ps = _ceph_storage(ctx, volume, "uuid")
-        ceph_call(ctx, ps, f"{CEPH_PS}/snapshot/rollback",
-                  {"snapshotPath": snapshot["install_path"]})
+        backend = _storage(ctx, volume, "uuid")
+        backend.call(ctx, *backend.snapshot_command("rollback", snapshot["install_path"]))
     log.info("volume %s (%s) reverted to snapshot %s", volume["name"], volume["uuid"],
              snapshot["name"])
     return volume["uuid"]

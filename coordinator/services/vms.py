@@ -20,7 +20,7 @@ from coordinator.context import Context
 from coordinator.db import new_uuid, now
 from coordinator.flow import Flow
 from coordinator.jobs import Deadline
-from coordinator.services import eips, ha, networks, rootvolumes
+from coordinator.services import backends, eips, ha, networks, rootvolumes
 from coordinator.services.hosts import agent_url
 from coordinator.services.lookup import require, tags
 from coordinator.services.vmstate import VmState, set_state
@@ -209,8 +209,7 @@ def create(ctx: Context, msg: ApiMessage, deadline: Deadline) -> str:
         lambda: rootvolumes.delete_volume(ctx, ps, rootvolumes.root_volume_path(
             ps, root_uuid), host))
     ctx.db.update("volume", root_uuid, install_path=path, status="Ready",
-                  format="raw" if ps["type"] == "Ceph" else "qcow2",
-                  host_uuid=host["uuid"] if ps["type"] == "LocalStorage" else "")
+                  **backends.primary(ps).root_volume_fields(host))
     vm = ctx.db.get("vm", uuid)
     flow.step("network on host", lambda: network_on_host(ctx, vm, host),
               lambda: release_network_on_host(ctx, vm, host))
@@ -266,7 +265,7 @@ def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -
     source = ctx.db.get("host", vm["host_uuid"])
     root = ctx.db.get("volume", vm["root_volume_uuid"])
     ps = ctx.db.get("primary_storage", root["ps_uuid"])
-    if ps["type"] != "Ceph":
+    if not backends.primary(ps).shared:
         raise ApiError(f"vmInstanceUuid: VM {vm['name']}'s volumes are on {ps['type']}; "
                        "live migration here needs shared (Ceph) storage")
     if host_uuid == source["uuid"]:

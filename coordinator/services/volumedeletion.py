@@ -13,9 +13,8 @@ import logging
 
 from coordinator.api import ApiError
 from coordinator.context import Context
-from coordinator.services import expunger, gc, snapshots
+from coordinator.services import backends, expunger, gc, snapshots
 from coordinator.services.lookup import require
-from coordinator.services.storageagents import CEPH_PS
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +27,14 @@ def delete_bits(ctx: Context, volume: dict, calls: gc.HostCalls | None) -> None:
     snapshots.delete_of_volume(ctx, volume)  # RBD refuses to delete an image with some
     ps = ctx.db.get("primary_storage", volume["ps_uuid"])
     what = f"delete volume {volume['uuid']}"
-    body = {"installPath": volume["install_path"]}
-    if ps["type"] == "LocalStorage":
+    path, body, on_host = backends.primary(ps).delete_command(volume["install_path"])
+    if on_host:
         if calls is not None:
-            calls.send("/localstorage/delete", {"path": volume["install_path"]}, what)
+            calls.send(path, body, what)
     elif calls is None:
-        gc.storage_call(ctx, ps, "ps", f"{CEPH_PS}/delete", body, what)
+        gc.storage_call(ctx, ps, "ps", path, body, what)
     else:
-        calls.after_host(ps, f"{CEPH_PS}/delete", body, what)
+        calls.after_host(ps, path, body, what)
 
 
 def expunge(ctx: Context, volume: dict) -> None:

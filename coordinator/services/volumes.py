@@ -9,23 +9,17 @@ import logging
 from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.jobs import Deadline
-from coordinator.services import rootvolumes
+from coordinator.services import backends, rootvolumes
 from coordinator.services.hosts import agent_url
 from coordinator.services.lookup import require
-from coordinator.services.storageagents import CEPH_PS, ceph_call
 
 log = logging.getLogger(__name__)
 MAX_DEVICE_ID = 25  # vdb..vdz
 
 
 def instantiate(ctx: Context, volume: dict, ps: dict) -> dict:
-    """The volume's bits on ``ps`` (an empty RBD image in the data pool)."""
-    if ps["type"] != "Ceph":
-        raise ApiError(f"primaryStorageUuid: data volumes on {ps['type']} are not "
-                       "supported by this coordinator yet")
-    path = f"ceph://{ps['config']['dataVolumePoolName']}/{volume['uuid']}"
-    ceph_call(ctx, ps, f"{CEPH_PS}/volume/createempty",
-                      {"installPath": path, "size": volume["size"]})
+    """The volume's bits on ``ps`` (on Ceph, an empty RBD image in the data pool)."""
+    path = backends.primary(ps).create_data_volume(ctx, volume)
     ctx.db.update("volume", volume["uuid"], ps_uuid=ps["uuid"], install_path=path,
                   status="Ready")
     return ctx.db.get("volume", volume["uuid"])
