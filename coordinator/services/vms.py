@@ -24,6 +24,7 @@ from coordinator.context import Context
 from coordinator.db import new_uuid, now
 from coordinator.flow import Flow
 from coordinator.jobs import Deadline
+from coordinator.repos.vms import Vms
 from coordinator.services import eips, ha, networks, rootvolumes
 from coordinator.services.hosts import kvm
 from coordinator.services.lookup import require, tags
@@ -137,12 +138,7 @@ def call_host(ctx: Context, host: dict, path: str, body: dict,
 def delete_rows(ctx: Context, vm_uuid: str) -> None:
     with ctx.db.tx():
         ipam.release(ctx.db, vm_uuid)
-        ctx.db.conn().execute("DELETE FROM volume WHERE vm_uuid = ? AND type = 'Root'",
-                              (vm_uuid,))
-        ctx.db.conn().execute("UPDATE volume SET vm_uuid = NULL, device_id = NULL WHERE "
-                              "vm_uuid = ?", (vm_uuid,))  # data volumes stay, detached
-        ctx.db.conn().execute("DELETE FROM system_tag WHERE resource_uuid = ?", (vm_uuid,))
-        ctx.db.conn().execute("DELETE FROM vm WHERE uuid = ?", (vm_uuid,))
+        Vms(ctx.db).delete_rows(vm_uuid)
 
 
 def create(ctx: Context, msg: ApiMessage, deadline: Deadline) -> str:
