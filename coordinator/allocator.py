@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 from coordinator.api import ApiError
 from coordinator.context import Context
+from coordinator.repos.hosts import Hosts
+from coordinator.repos.networks import L2Networks
+from coordinator.repos.vms import Vms
 
 ACTIVE_STATES = ("Starting", "Running", "Rebooting", "Migrating", "Stopping", "Paused",
                  "Unknown")
@@ -64,8 +67,7 @@ def allocate(ctx: Context, need: Need, ps_ok) -> tuple[dict, dict]:
         raise ApiError("no Connected and Enabled host" + _scope(need))
     reasons: list[str] = []
     candidates: list[tuple[dict, dict]] = []
-    clusters_of_l2 = {l2: {r[0] for r in db.conn().execute(
-        "SELECT cluster_uuid FROM l2_cluster WHERE l2_uuid = ?", (l2,))} for l2 in need.l2_uuids}
+    clusters_of_l2 = {l2: L2Networks(db).clusters(l2) for l2 in need.l2_uuids}
     for host in hosts:
         missing = [l2 for l2, clusters in clusters_of_l2.items()
                    if host["cluster_uuid"] not in clusters]
@@ -93,17 +95,12 @@ def allocate(ctx: Context, need: Need, ps_ok) -> tuple[dict, dict]:
         raise ApiError("no host can take the VM" + _scope(need) + ": " + "; ".join(reasons))
     host, ps = _pick(ctx, candidates, need.strategy or
                      ctx.gconf.get("host", "allocator.strategy"))
-    db.conn().execute("UPDATE host SET allocated_cpu = allocated_cpu + ?, allocated_memory = "
-                      "allocated_memory + ? WHERE uuid = ?", (need.cpu, need.memory,
-                                                               host["uuid"]))
+    Hosts(db).take_capacity(host["uuid"], need.cpu, need.memory)
     return host, ps
 
 
 def release(ctx: Context, host_uuid: str, cpu: int, memory: int) -> None:
-    with ctx.db.tx():
-        ctx.db.conn().execute(
-            "UPDATE host SET allocated_cpu = MAX(0, allocated_cpu - ?), allocated_memory = "
-            "MAX(0, allocated_memory - ?) WHERE uuid = ?", (cpu, memory, host_uuid))
+    Hosts(ctx.db).release_capacity(host_uuid, cpu, memory)
 
 
 def take(ctx: Context, host: dict, cpu: int, memory: int) -> None:
@@ -114,17 +111,12 @@ def take(ctx: Context, host: dict, cpu: int, memory: int) -> None:
             raise ApiError(f"host {host['name']} has not the capacity: "
                            f"{free_cpu(ctx, host)} vCPUs and {free_memory(ctx, host) >> 20} "
                            f"MiB free, {cpu} and {memory >> 20} MiB needed")
-        ctx.db.conn().execute("UPDATE host SET allocated_cpu = allocated_cpu + ?, "
-                              "allocated_memory = allocated_memory + ? WHERE uuid = ?",
-                              (cpu, memory, host["uuid"]))
+        Hosts(ctx.db).take_capacity(host["uuid"], cpu, memory)
 
 
 def _pick(ctx: Context, candidates: list[tuple[dict, dict]], strategy: str):
     if strategy == "LeastVmPreferredHostAllocatorStrategy":
-        marks = ",".join("?" * len(ACTIVE_STATES))
-        counts = {r[0]: r[1] for r in ctx.db.conn().execute(
-            f"SELECT host_uuid, COUNT(*) FROM vm WHERE state IN ({marks}) "
-            "GROUP BY host_uuid", ACTIVE_STATES)}
+        counts = Vms(ctx.db).count_by_host(ACTIVE_STATES)
         return min(candidates, key=lambda c: (counts.get(c[0]["uuid"], 0), c[0]["name"]))
     if strategy == "MostMemoryHostAllocatorStrategy":
         return max(candidates, key=lambda c: free_memory(ctx, c[0]))

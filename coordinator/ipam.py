@@ -11,6 +11,7 @@ import ipaddress
 
 from coordinator.api import ApiError
 from coordinator.db import Database, new_uuid, now
+from coordinator.repos.networks import UsedIps
 
 
 def ip_int(ip: str) -> int:
@@ -36,9 +37,7 @@ def allocate(db: Database, l3_uuid: str, owner: str, purpose: str = "VmNic",
             return _take(db, l3_uuid, rng, wanted, owner, purpose)
         for rng in ranges:
             lo, hi = ip_int(rng["start_ip"]), ip_int(rng["end_ip"])
-            used = [r[0] for r in db.conn().execute(
-                "SELECT ip_int FROM used_ip WHERE l3_network_uuid = ? AND ip_int BETWEEN ? "
-                "AND ? ORDER BY ip_int", (l3_uuid, lo, hi))]
+            used = UsedIps(db).ints_between(l3_uuid, lo, hi)
             candidate = lo
             for u in used:
                 if u != candidate:
@@ -60,10 +59,4 @@ def _take(db: Database, l3_uuid: str, rng: dict, ip: str, owner: str, purpose: s
 
 
 def release(db: Database, owner: str, l3_uuid: str | None = None) -> int:
-    with db.tx():
-        if l3_uuid:
-            cur = db.conn().execute("DELETE FROM used_ip WHERE owner_uuid = ? AND "
-                                    "l3_network_uuid = ?", (owner, l3_uuid))
-        else:
-            cur = db.conn().execute("DELETE FROM used_ip WHERE owner_uuid = ?", (owner,))
-    return cur.rowcount
+    return UsedIps(db).release(owner, l3_uuid)

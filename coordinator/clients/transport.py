@@ -64,3 +64,8 @@ class Client:
     def send(self, endpoint: Endpoint[R], fields: dict[str, Any],
              wait: float | None = None) -> R:
         return endpoint.parse(self.transport.post(endpoint.call(**fields), wait))
+
+    def run(self, call: Call, wait: float | None = None) -> dict:
+        """A call built beforehand (one kept as a GC job, or of a list of commands): the
+        agent's reply as it came."""
+        return self.transport.post(call, wait)

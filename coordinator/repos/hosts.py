@@ -60,3 +60,17 @@ class Hosts(Repo[Host]):
 
     def with_status(self, status: str) -> list[Host]:
         return self.where("status = ?", (status,))
+
+    def take_capacity(self, uuid: str, cpu: int, memory: int) -> None:
+        """Add to the host's allocated CPU and memory (the caller checked they fit)."""
+        with self.db.tx():
+            self.db.conn().execute("UPDATE host SET allocated_cpu = allocated_cpu + ?, "
+                                   "allocated_memory = allocated_memory + ? WHERE uuid = ?",
+                                   (cpu, memory, uuid))
+
+    def release_capacity(self, uuid: str, cpu: int, memory: int) -> None:
+        """Take back from the host's allocated CPU and memory (never below 0)."""
+        with self.db.tx():
+            self.db.conn().execute(
+                "UPDATE host SET allocated_cpu = MAX(0, allocated_cpu - ?), allocated_memory "
+                "= MAX(0, allocated_memory - ?) WHERE uuid = ?", (cpu, memory, uuid))

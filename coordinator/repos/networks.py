@@ -76,6 +76,22 @@ class L2Networks(Repo[L2Network]):
     table = "l2_network"
     record = L2Network
 
+    def clusters(self, uuid: str) -> set[str]:
+        """The clusters the L2 is attached to (``l2_cluster``)."""
+        return {r[0] for r in self.db.conn().execute(
+            "SELECT cluster_uuid FROM l2_cluster WHERE l2_uuid = ?", (uuid,))}
+
+    def attach(self, uuid: str, cluster_uuid: str) -> None:
+        """Attach the L2 to the cluster (once: attached already is fine)."""
+        with self.db.tx():
+            self.db.conn().execute("INSERT OR IGNORE INTO l2_cluster VALUES (?, ?)",
+                                   (uuid, cluster_uuid))
+
+    def detach(self, uuid: str, cluster_uuid: str) -> None:
+        with self.db.tx():
+            self.db.conn().execute("DELETE FROM l2_cluster WHERE l2_uuid = ? AND "
+                                   "cluster_uuid = ?", (uuid, cluster_uuid))
+
 
 class L3Networks(Repo[L3Network]):
     table = "l3_network"
@@ -113,3 +129,18 @@ class UsedIps(Repo[UsedIp]):
 
     def in_range(self, range_uuid: str, purpose: str) -> list[UsedIp]:
         return self.where("ip_range_uuid = ? AND purpose = ?", (range_uuid, purpose))
+
+    def ints_between(self, l3_uuid: str, lo: int, hi: int) -> list[int]:
+        """The L3's addresses in use from ``lo`` to ``hi`` (as integers), lowest first."""
+        return [r[0] for r in self.db.conn().execute(
+            "SELECT ip_int FROM used_ip WHERE l3_network_uuid = ? AND ip_int BETWEEN ? AND ? "
+            "ORDER BY ip_int", (l3_uuid, lo, hi))]
+
+    def release(self, owner_uuid: str, l3_uuid: str | None = None) -> int:
+        """Free the owner's addresses (on ``l3_uuid`` only, if given); how many."""
+        where, params = "owner_uuid = ?", (owner_uuid,)
+        if l3_uuid:
+            where, params = f"{where} AND l3_network_uuid = ?", (owner_uuid, l3_uuid)
+        with self.db.tx():
+            return self.db.conn().execute(f"DELETE FROM used_ip WHERE {where}",
+                                          params).rowcount

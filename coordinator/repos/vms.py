@@ -64,6 +64,25 @@ class Vms(Repo[Vm]):
         """VMs in ``state`` not changed after ``before`` (the expunger's scan)."""
         return self.where("state = ? AND updated <= ?", (state, before))
 
+    def count_by_host(self, states: Iterable[str]) -> dict[str, int]:
+        """How many VMs in one of ``states`` each host has (hosts with none left out)."""
+        states = tuple(states)
+        marks = ", ".join("?" * len(states))
+        return {r[0]: r[1] for r in self.db.conn().execute(
+            f"SELECT host_uuid, COUNT(*) FROM vm WHERE state IN ({marks}) GROUP BY host_uuid",
+            states)}
+
+    def delete_rows(self, uuid: str) -> None:
+        """The VM's row, its root volume's and its system tags'; its data volumes stay,
+        detached (its NICs go with it)."""
+        with self.db.tx():
+            conn = self.db.conn()
+            conn.execute("DELETE FROM volume WHERE vm_uuid = ? AND type = 'Root'", (uuid,))
+            conn.execute("UPDATE volume SET vm_uuid = NULL, device_id = NULL WHERE "
+                         "vm_uuid = ?", (uuid,))
+            conn.execute("DELETE FROM system_tag WHERE resource_uuid = ?", (uuid,))
+            conn.execute("DELETE FROM vm WHERE uuid = ?", (uuid,))
+
 
 class VmNics(Repo[VmNic]):
     table = "vm_nic"

@@ -12,28 +12,29 @@ import logging
 
 from coordinator import ipam
 from coordinator.api import ApiError
+from coordinator.clients import kvmagent
+from coordinator.clients.endpoint import Call
 from coordinator.context import Context
 from coordinator.services import networks
-from coordinator.services.hosts import agent_url
+from coordinator.services.hosts import kvm
 from coordinator.services.lookup import require
 
 log = logging.getLogger(__name__)
-EIP = "/flatnetworkprovider/eip"
 
 
 def eip_to(ctx: Context, eip: dict, nic: dict) -> dict:
-    """kvmagent's EipTO of ``eip`` on ``nic``."""
+    """kvmagent's EipTO of ``eip`` on ``nic`` (its fields)."""
     vip = ctx.db.get("vip", eip["vip_uuid"])
     public_l3 = ctx.db.get("l3_network", vip["l3_network_uuid"])
     vm_l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
-    return {"eipUuid": eip["uuid"], "vip": vip["ip"], "vipNetmask": vip["netmask"],
-            "vipGateway": vip["gateway"], "nicName": networks.tap_name(nic),
-            "nicMac": nic["mac"], "nicIp": nic["ip"], "nicNetmask": nic["netmask"],
-            "nicGateway": nic["gateway"],
-            "publicBridgeName": networks.bridge_name(ctx.db.get(
-                "l2_network", public_l3["l2_network_uuid"])),
-            "vmBridgeName": networks.bridge_name(ctx.db.get(
-                "l2_network", vm_l3["l2_network_uuid"]))}
+    return dict(eip_uuid=eip["uuid"], vip=vip["ip"], vip_netmask=vip["netmask"],
+                vip_gateway=vip["gateway"], nic_name=networks.tap_name(nic),
+                nic_mac=nic["mac"], nic_ip=nic["ip"], nic_netmask=nic["netmask"],
+                nic_gateway=nic["gateway"],
+                public_bridge_name=networks.bridge_name(ctx.db.get(
+                    "l2_network", public_l3["l2_network_uuid"])),
+                vm_bridge_name=networks.bridge_name(ctx.db.get(
+                    "l2_network", vm_l3["l2_network_uuid"])))
 
 
 def apply_on_host(ctx: Context, vm: dict, host: dict) -> None:
@@ -43,18 +44,18 @@ def apply_on_host(ctx: Context, vm: dict, host: dict) -> None:
         public_l2 = ctx.db.get("l2_network", ctx.db.get(
             "l3_network", vip["l3_network_uuid"])["l2_network_uuid"])
         networks.ensure_bridge(ctx, public_l2, host)
-        ctx.agents.call(agent_url(host), f"{EIP}/apply", {"eip": eip_to(ctx, eip, nic)})
+        kvm(ctx, host).apply_eip(eip=eip_to(ctx, eip, nic))
 
 
-def delete_commands(ctx: Context, vm: dict) -> list[tuple[str, dict]]:
-    """The host commands that remove the VM's EIPs from its host, as (path, body)."""
-    eips = [{"eipUuid": eip["uuid"]} for eip, _ in _eips_of(ctx, vm["uuid"])]
-    return [(f"{EIP}/batchdelete", {"eips": eips})] if eips else []
+def delete_commands(ctx: Context, vm: dict) -> list[Call]:
+    """The host commands that remove the VM's EIPs from its host."""
+    eips = [dict(eip_uuid=eip["uuid"]) for eip, _ in _eips_of(ctx, vm["uuid"])]
+    return [kvmagent.BATCH_DELETE_EIPS.call(eips=eips)] if eips else []
 
 
 def delete_on_host(ctx: Context, vm: dict, host: dict) -> None:
-    for path, body in delete_commands(ctx, vm):
-        ctx.agents.call(agent_url(host), path, body)
+    for call in delete_commands(ctx, vm):
+        kvm(ctx, host).run(call)
 
 
 def _eips_of(ctx: Context, vm_uuid: str) -> list[tuple[dict, dict]]:
@@ -138,8 +139,7 @@ def detach(ctx: Context, eip_uuid: str) -> None:
     vm, host = _running_host(ctx, ctx.db.get("vm_nic", eip["vm_nic_uuid"]))
     with ctx.locks.hold(f"vm:{vm['uuid']}"):
         if host is not None:
-            ctx.agents.call(agent_url(host), f"{EIP}/delete",
-                            {"eip": {"eipUuid": eip["uuid"]}})
+            kvm(ctx, host).delete_eip(eip=dict(eip_uuid=eip["uuid"]))
         ctx.db.update("eip", eip["uuid"], vm_nic_uuid=None, guest_ip=None)
 
 

@@ -34,7 +34,7 @@ from coordinator.context import Context
 from coordinator.jobs import Deadline
 from coordinator.services import backends, ha, rootvolumes, vms
 from coordinator.services.gc import HostCalls
-from coordinator.services.hosts import KVMAGENT_PORT, agent_url
+from coordinator.services.hosts import KVMAGENT_PORT, kvm
 from coordinator.services.vmdeletion import leave_host
 from coordinator.services.vmstate import HA_RUNNING, VmState, set_state
 
@@ -63,7 +63,7 @@ def scan_window(ctx: Context) -> float:
     """How long a heartbeat must stand still: the fencer's time to act, plus two of its
     intervals (its own check period and our first read's), plus the qemu's death."""
     s = ha.fencer_settings(ctx)
-    return s["interval"] * (s["maxAttempts"] + 2) + FENCE_MARGIN
+    return s["interval"] * (s["max_attempts"] + 2) + FENCE_MARGIN
 
 
 class Failover:
@@ -77,9 +77,9 @@ class Failover:
         """One round: hosts follow changed HA settings; lost hosts are scanned."""
         ctx = self.ctx
         enabled, fencer = ctx.gconf.get("ha", "enable"), ha.fencer_settings(ctx)
-        settings = (enabled, fencer["interval"], fencer["maxAttempts"])
+        settings = (enabled, fencer["interval"], fencer["max_attempts"])
         if settings != self._settings:  # and on the first round: hosts may be stale
-            grace = fencer["interval"] * fencer["maxAttempts"]
+            grace = fencer["interval"] * fencer["max_attempts"]
             if enabled and ctx.gconf.get("host", "ping.interval") >= grace:
                 log.warning("host/ping.interval is not below the self-fencers' %g s grace: "
                             "a host that only lost its storage may fence itself between "
@@ -142,23 +142,22 @@ class Failover:
         for peer in peers:
             started = time.monotonic()
             try:
-                reply = ctx.agents.call_async(agent_url(peer), "/ha/scanhost", {
-                    "targetHostUuid": host["uuid"], "targetIp": host["management_ip"],
-                    "targetPort": host["agent_port"] or KVMAGENT_PORT, "window": window,
-                    "interval": ha.fencer_settings(ctx)["interval"],
-                    **backends.primary(ps).ha_access()},
-                    window + 60)
+                reply = kvm(ctx, peer).scan_host(
+                    target_host_uuid=host["uuid"], target_ip=host["management_ip"],
+                    target_port=host["agent_port"] or KVMAGENT_PORT, window=window,
+                    interval=ha.fencer_settings(ctx)["interval"],
+                    **backends.primary(ps).ha_access(), wait=window + 60)
             except AgentCallError as exc:
                 log.warning("host %s: scan from %s failed: %s", host["name"], peer["name"],
                             exc)
                 continue
-            sure = not reply["reachable"] and reply["heartbeat"] == "Stale"
+            sure = not reply.reachable and reply.heartbeat == "Stale"
             log.log(logging.WARNING if sure else logging.INFO,
                     "host %s seen from %s in %.1f s: agent %s, heartbeat in %s %s%s -> %s",
                     host["name"], peer["name"], time.monotonic() - started,
-                    "reachable" if reply["reachable"] else "unreachable", ps["name"],
-                    reply["heartbeat"],
-                    f" ({reply['heartbeatError']})" if reply.get("heartbeatError") else "",
+                    "reachable" if reply.reachable else "unreachable", ps["name"],
+                    reply.heartbeat,
+                    f" ({reply.heartbeat_error})" if reply.heartbeat_error else "",
                     "down: its HA VMs restart elsewhere" if sure else
                     "not sure it is down: its VMs stay")
             return sure

@@ -20,10 +20,11 @@ import logging
 
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
+from coordinator.clients.endpoint import Call
 from coordinator.context import Context
 from coordinator.db import new_uuid
 from coordinator.services import backends
-from coordinator.services.hosts import agent_url
+from coordinator.services.hosts import kvm
 from coordinator.services.storageagents import StorageUnreachable
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,15 @@ class HostCalls:
         return False
 
     def send(self, path: str, body: dict, what: str, is_async: bool = False) -> bool:
-        """True if it ran now."""
+        """:meth:`send_call` of a command given by path and body."""
+        return self.send_call(Call(path, body, is_async), what)
+
+    def send_call(self, call: Call, what: str) -> bool:
+        """A command a kvmagent endpoint built (``DESTROY_VM.call(uuid=...)``): True if
+        it ran now, False if it is kept as a GC job."""
         if not self.kept and not self.lost:
             try:
-                url = agent_url(self.host)
-                if is_async:
-                    self.ctx.agents.call_async(url, path, body, self.timeout)
-                else:
-                    self.ctx.agents.call(url, path, body)
+                kvm(self.ctx, self.host).run(call, self.timeout if call.is_async else None)
                 return True
             except AgentCallError as exc:
                 if not exc.unreachable:
@@ -69,7 +71,7 @@ class HostCalls:
                 error = str(exc)
         else:
             error = self.lost or "host unreachable (an earlier command of this operation failed)"
-        self._keep(path, body, what, is_async, error)
+        self._keep(call.path, call.body, what, call.is_async, error)
         return False
 
     def _keep(self, path: str, body: dict, what: str, is_async: bool, error: str,
@@ -158,11 +160,9 @@ def run_host(ctx: Context, host_uuid: str) -> tuple[int, int]:
             if job["via_ps_uuid"]:
                 ps = ctx.db.get("primary_storage", job["via_ps_uuid"])
                 backends.primary(ps).call(ctx, job["path"], job["body"])
-            elif job["is_async"]:
-                ctx.agents.call_async(agent_url(rows[0]), job["path"], job["body"],
-                                      JOB_TIMEOUT)
             else:
-                ctx.agents.call(agent_url(rows[0]), job["path"], job["body"])
+                call = Call(job["path"], job["body"], bool(job["is_async"]))
+                kvm(ctx, rows[0]).run(call, JOB_TIMEOUT if call.is_async else None)
         except (AgentCallError, ApiError, LookupError) as exc:
             failed += 1
             _attempted(ctx, job, str(exc))

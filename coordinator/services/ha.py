@@ -20,7 +20,7 @@ from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.services import backends
-from coordinator.services.hosts import agent_url
+from coordinator.services.hosts import kvm
 from coordinator.services.lookup import require, tags
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def level_from_tags(system_tags: list[str]) -> str:
 
 def fencer_settings(ctx: Context) -> dict:
     return {"interval": ctx.gconf.get("ha", "host.selfFencer.interval"),
-            "maxAttempts": ctx.gconf.get("ha", "host.selfFencer.maxAttempts")}
+            "max_attempts": ctx.gconf.get("ha", "host.selfFencer.maxAttempts")}
 
 
 def shared_storages(ctx: Context, cluster_uuid: str) -> list[dict]:
@@ -59,12 +59,11 @@ def sync_fencers(ctx: Context, host_uuid: str, timeout: float | None = None) -> 
     for ps in shared_storages(ctx, host["cluster_uuid"]):
         try:
             if enabled:
-                ctx.agents.call(agent_url(host), "/ha/selffencer/setup", {
-                    "psUuid": ps["uuid"], "hostUuid": host_uuid, **backends.primary(ps).ha_access(),
-                    **fencer_settings(ctx)}, timeout)
+                kvm(ctx, host).setup_self_fencer(
+                    ps_uuid=ps["uuid"], host_uuid=host_uuid, **backends.primary(ps).ha_access(),
+                    **fencer_settings(ctx), wait=timeout)
             else:
-                ctx.agents.call(agent_url(host), "/ha/selffencer/cancel",
-                                {"psUuid": ps["uuid"]}, timeout)
+                kvm(ctx, host).cancel_self_fencer(ps_uuid=ps["uuid"], wait=timeout)
         except AgentCallError as exc:
             log.warning("host %s: self-fencer for %s not %s: %s", host["name"], ps["name"],
                         "set up" if enabled else "cancelled", exc)

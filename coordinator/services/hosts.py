@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
+from coordinator.clients.kvmagent import KvmAgent
 from coordinator.context import Context
 from coordinator.db import now
 from coordinator.services.lookup import require
@@ -26,27 +27,32 @@ def agent_url(host: dict) -> str:
     return f"http://{host['management_ip']}:{host['agent_port']}"
 
 
+def kvm(ctx: Context, host: dict) -> KvmAgent:
+    """The host's kvmagent."""
+    return KvmAgent.at(ctx.agents, agent_url(host))
+
+
 def connect(ctx: Context, uuid: str) -> dict:
     """Connect the agent, read capacity and facts; the host is Connected after."""
     host = ctx.db.get("host", uuid)
     url = agent_url(host)
     with ctx.locks.hold(f"host:{uuid}"):
         try:
-            ctx.agents.call(url, "/host/connect", {"hostUuid": uuid,
-                                                   "sendCommandUrl": ctx.report_url})
-            cap = ctx.agents.call(url, "/host/capacity", {})
-            facts = ctx.agents.call(url, "/host/fact", {})
+            agent = kvm(ctx, host)
+            agent.connect(host_uuid=uuid, send_command_url=ctx.report_url)
+            cap = agent.capacity()
+            facts = agent.fact()
         except AgentCallError as exc:
             ctx.db.update("host", uuid, status="Disconnected", last_error=str(exc))
             raise ApiError(f"host {host['name']} ({host['management_ip']}): cannot connect "
                            f"its agent: {exc}") from None
-        facts = {k: v for k, v in facts.items() if k not in ("success", "error")}
-        ctx.db.update("host", uuid, status="Connected", cpu_num=cap["cpuNum"],
-                      cpu_speed=cap["cpuSpeed"], total_memory=cap["totalMemory"],
-                      reserved_memory=cap.get("reservedMemory", 0), facts=facts,
+        facts = facts.model_dump(by_alias=True, mode="json", exclude={"success", "error"})
+        ctx.db.update("host", uuid, status="Connected", cpu_num=cap.cpu_num,
+                      cpu_speed=cap.cpu_speed, total_memory=cap.total_memory,
+                      reserved_memory=cap.reserved_memory, facts=facts,
                       missed_pings=0, last_ping=now(), last_error="")
-    log.info("host %s (%s) connected: %d CPUs, %d MiB", host["name"], url, cap["cpuNum"],
-             cap["totalMemory"] >> 20)
+    log.info("host %s (%s) connected: %d CPUs, %d MiB", host["name"], url, cap.cpu_num,
+             cap.total_memory >> 20)
     for hook in ctx.on_host_connect:
         hook(ctx, uuid)
     return ctx.db.get("host", uuid)
@@ -61,7 +67,7 @@ def reconnect_quietly(ctx: Context, uuid: str) -> None:
 
 def ping_one(ctx: Context, host: dict) -> None:
     try:
-        reply = ctx.agents.call(agent_url(host), "/host/ping", {}, timeout=5)
+        reply = kvm(ctx, host).ping(wait=5)
     except AgentCallError as exc:
         missed = host["missed_pings"] + 1
         limit = ctx.gconf.get("host", "ping.maxFailure")
@@ -72,9 +78,9 @@ def ping_one(ctx: Context, host: dict) -> None:
         ctx.db.update("host", host["uuid"], missed_pings=missed, status=status,
                       last_error=str(exc))
         return
-    if reply.get("hostUuid") != host["uuid"] or host["status"] != "Connected":
+    if reply.host_uuid != host["uuid"] or host["status"] != "Connected":
         log.info("host %s: agent answers as %s (status %s): reconnecting", host["name"],
-                 reply.get("hostUuid"), host["status"])
+                 reply.host_uuid, host["status"])
         reconnect_quietly(ctx, host["uuid"])
     else:
         ctx.db.update("host", host["uuid"], missed_pings=0, last_ping=now())

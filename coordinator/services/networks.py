@@ -12,15 +12,17 @@ import ipaddress
 
 from coordinator import ipam
 from coordinator.api import ApiError
+from coordinator.clients import kvmagent
+from coordinator.clients.endpoint import Call
 from coordinator.context import Context
 from coordinator.db import new_uuid
-from coordinator.services.hosts import agent_url
+from coordinator.repos.networks import L2Networks
+from coordinator.services.hosts import kvm
 from coordinator.services.lookup import require
 
 FLAT = "Flat"
 FLAT_PROVIDER_UUID = "d0a5c1f7e3a94c2c9c4b0f7f6f1a5e01"  # fixed: the one provider here
 SERVICE_TYPES = ("DHCP", "DNS", "Userdata", "Eip")
-DHCP = "/flatnetworkprovider/dhcp"
 
 
 def bridge_name(l2: dict) -> str:
@@ -40,11 +42,13 @@ def namespace_name(bridge: str, l3_uuid: str) -> str:
 def ensure_bridge(ctx: Context, l2: dict, host: dict) -> str:
     """The L2's bridge on the host (idempotent on the agent)."""
     bridge = bridge_name(l2)
-    body = {"physicalInterfaceName": l2["physical_interface"], "bridgeName": bridge}
-    path = "/network/l2novlan/createbridge"
+    agent = kvm(ctx, host)
     if l2["type"] == "L2VlanNetwork":
-        body["vlan"], path = l2["vlan"], "/network/l2vlan/createbridge"
-    ctx.agents.call(agent_url(host), path, body)
+        agent.create_vlan_bridge(physical_interface_name=l2["physical_interface"],
+                                 bridge_name=bridge, vlan=l2["vlan"])
+    else:
+        agent.create_bridge(physical_interface_name=l2["physical_interface"],
+                            bridge_name=bridge)
     return bridge
 
 
@@ -64,41 +68,39 @@ def apply_nic(ctx: Context, host: dict, vm: dict, nic: dict, default: bool,
     """Bridge, DHCP entry and user data of one VM NIC on the VM's host."""
     l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
     l2 = ctx.db.get("l2_network", l3["l2_network_uuid"])
-    url = agent_url(host)
+    agent = kvm(ctx, host)
     bridge = ensure_bridge(ctx, l2, host)
     if not has_service(l3, "DHCP"):
         return
     server = dhcp_server_ip(ctx, l3["uuid"])
     ns = namespace_name(bridge, l3["uuid"])
-    ctx.agents.call(url, f"{DHCP}/prepare", {
-        "bridgeName": bridge, "namespaceName": ns, "dhcpServerIp": server["ip"],
-        "dhcpNetmask": server["netmask"], "physicalInterface": l2["physical_interface"]})
-    ctx.agents.call(url, f"{DHCP}/apply", {"dhcp": [{
-        "namespaceName": ns, "bridgeName": bridge, "mac": nic["mac"], "ip": nic["ip"],
-        "netmask": nic["netmask"], "gateway": nic["gateway"], "dns": l3.get("dns") or [],
-        "dnsDomain": l3.get("dns_domain") or "", "hostname": _hostname(vm["name"]),
-        "isDefaultL3Network": default}]})
+    agent.prepare_dhcp(bridge_name=bridge, namespace_name=ns, dhcp_server_ip=server["ip"],
+                       dhcp_netmask=server["netmask"],
+                       physical_interface=l2["physical_interface"])
+    agent.apply_dhcp(dhcp=[dict(
+        namespace_name=ns, bridge_name=bridge, mac=nic["mac"], ip=nic["ip"],
+        netmask=nic["netmask"], gateway=nic["gateway"], dns=l3.get("dns") or [],
+        dns_domain=l3.get("dns_domain") or "", hostname=_hostname(vm["name"]),
+        is_default_l3_network=default)])
     if has_service(l3, "Userdata"):
-        ctx.agents.call(url, "/flatnetworkprovider/userdata/apply", {"userdata": {
-            "bridgeName": bridge, "namespaceName": ns, "vmIp": nic["ip"],
-            "vmMac": nic["mac"], "dhcpServerIp": server["ip"], "userdata": userdata,
-            "sshKey": ssh_key, "metadata": {"vmUuid": vm["uuid"],
-                                            "vmHostname": _hostname(vm["name"])}}})
+        agent.apply_userdata(userdata=dict(
+            bridge_name=bridge, namespace_name=ns, vm_ip=nic["ip"], vm_mac=nic["mac"],
+            dhcp_server_ip=server["ip"], userdata=userdata, ssh_key=ssh_key,
+            metadata=dict(vm_uuid=vm["uuid"], vm_hostname=_hostname(vm["name"]))))
 
 
-def release_commands(ctx: Context, nic: dict) -> list[tuple[str, dict]]:
+def release_commands(ctx: Context, nic: dict) -> list[Call]:
     """The host commands that undo :func:`apply_nic` (absent entries are fine on the
-    agent), as (path, body)."""
+    agent)."""
     l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
     l2 = ctx.db.get("l2_network", l3["l2_network_uuid"])
     ns = namespace_name(bridge_name(l2), l3["uuid"])
     commands = []
     if has_service(l3, "Userdata"):
-        commands.append(("/flatnetworkprovider/userdata/release",
-                         {"namespaceName": ns, "vmIp": nic["ip"]}))
+        commands.append(kvmagent.RELEASE_USERDATA.call(namespace_name=ns, vm_ip=nic["ip"]))
     if has_service(l3, "DHCP"):
-        commands.append((f"{DHCP}/release", {"dhcp": [{"namespaceName": ns,
-                                                        "mac": nic["mac"]}]}))
+        commands.append(kvmagent.RELEASE_DHCP.call(dhcp=[dict(namespace_name=ns,
+                                                               mac=nic["mac"])]))
     return commands
 
 
@@ -129,14 +131,11 @@ def attach_l2(ctx: Context, l2_uuid: str, cluster_uuid: str) -> None:
         except Exception as exc:  # noqa: BLE001 - said with the host's name
             raise ApiError(f"host {host['name']}: cannot create bridge "
                            f"{bridge_name(l2)}: {exc}") from None
-    ctx.db.conn().execute("INSERT OR IGNORE INTO l2_cluster VALUES (?, ?)",
-                          (l2_uuid, cluster_uuid))
+    L2Networks(ctx.db).attach(l2_uuid, cluster_uuid)
 
 
 def detach_l2(ctx: Context, l2_uuid: str, cluster_uuid: str) -> None:
-    with ctx.db.tx():
-        ctx.db.conn().execute("DELETE FROM l2_cluster WHERE l2_uuid = ? AND "
-                              "cluster_uuid = ?", (l2_uuid, cluster_uuid))
+    L2Networks(ctx.db).detach(l2_uuid, cluster_uuid)
 
 
 def delete_l2(ctx: Context, uuid: str) -> None:

@@ -11,6 +11,7 @@ import logging
 
 from coordinator import allocator
 from coordinator.api import ApiError
+from coordinator.clients import kvmagent
 from coordinator.context import Context
 from coordinator.jobs import Deadline
 from coordinator.services import eips, expunger, volumedeletion
@@ -29,12 +30,11 @@ def leave_host(ctx: Context, vm: dict, calls: HostCalls | None) -> None:
     if calls is None:
         return
     if vm["host_uuid"]:
-        calls.send("/vm/destroy", {"uuid": vm["uuid"]}, f"destroy VM {vm['uuid']}",
-                   is_async=True)
+        calls.send_call(kvmagent.DESTROY_VM.call(uuid=vm["uuid"]), f"destroy VM {vm['uuid']}")
         allocator.release(ctx, vm["host_uuid"], vm["cpu_num"], vm["memory_size"])
         ctx.db.update("vm", vm["uuid"], host_uuid=None)
-    for path, body in [*release_commands(ctx, vm), *eips.delete_commands(ctx, vm)]:
-        calls.send(path, body, f"{path} for VM {vm['uuid']}")
+    for call in [*release_commands(ctx, vm), *eips.delete_commands(ctx, vm)]:
+        calls.send_call(call, f"{call.path} for VM {vm['uuid']}")
 
 
 def _calls(ctx: Context, vm: dict, deadline: Deadline) -> HostCalls | None:

@@ -31,7 +31,7 @@ class VmReports:
         and a NeverStop VM is started again, as if the host had reported it."""
         host = ctx.db.get("host", host_uuid)
         try:
-            states = ctx.agents.call(hosts.agent_url(host), "/vm/vmsync", {})["states"]
+            states = hosts.kvm(ctx, host).vm_sync().states
         except AgentCallError as exc:
             log.warning("host %s: no VM sync after connect: %s", host["name"], exc)
             return

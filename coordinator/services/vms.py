@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
+from typing import TypeVar
 
 from coordinator import allocator, ipam
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError, ApiMessage
+from coordinator.clients.endpoint import Call
+from coordinator.clients.kvmagent import KvmAgent
 from coordinator.context import Context
 from coordinator.db import new_uuid, now
 from coordinator.flow import Flow
 from coordinator.jobs import Deadline
+from coordinator.repos.vms import Vms
 from coordinator.services import backends, eips, ha, networks, rootvolumes
-from coordinator.services.hosts import agent_url
+from coordinator.services.hosts import kvm
 from coordinator.services.lookup import require, tags
 from coordinator.services.vmstate import VmState, set_state
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BOOT_DEVICES = {"HardDisk": "hd", "CdRom": "cdrom"}
 UNDO_TIMEOUT = 120.0
 
@@ -50,29 +56,30 @@ def _vm_tags(ctx: Context, vm_uuid: str) -> list[str]:
                                           (vm_uuid,))]
 
 
-def start_cmd(ctx: Context, vm: dict, timeout: float) -> dict:
-    """kvmagent's StartVmCmd for ``vm`` as the database has it."""
+def start_vm(ctx: Context, vm: dict, host: dict, deadline: Deadline) -> None:
+    """``vm`` started on ``host`` as the database has it (kvmagent's StartVmCmd)."""
     nics, volumes = [], []
     for nic in ctx.db.find("vm_nic", "vm_uuid = ? ORDER BY device_id", (vm["uuid"],)):
         l3 = ctx.db.get("l3_network", nic["l3_network_uuid"])
         l2 = ctx.db.get("l2_network", l3["l2_network_uuid"])
-        nics.append({"uuid": nic["uuid"], "mac": nic["mac"], "deviceId": nic["device_id"],
-                     "bridgeName": networks.bridge_name(l2),
-                     "nicInternalName": networks.tap_name(nic)})
+        nics.append(dict(uuid=nic["uuid"], mac=nic["mac"], device_id=nic["device_id"],
+                         bridge_name=networks.bridge_name(l2),
+                         nic_internal_name=networks.tap_name(nic)))
     for vol in ctx.db.find("volume", "vm_uuid = ? AND status = 'Ready' ORDER BY device_id",
                            (vm["uuid"],)):
         volumes.append(rootvolumes.volume_to(ctx.db.get("primary_storage", vol["ps_uuid"]),
                                               vol))
     root = next(v for v in volumes if v["volumeUuid"] == vm["root_volume_uuid"])
-    return {"vmInstanceUuid": vm["uuid"], "vmName": vm["name"], "memory": vm["memory_size"],
-            "cpuNum": vm["cpu_num"], "cpuSpeed": vm["cpu_speed"] or 0,
-            "bootDev": _boot_devices(vm),
-            "rootVolume": root, "dataVolumes": [v for v in volumes if v is not root],
-            "nics": nics, "timeout": max(1.0, timeout),
-            **({"isoPath": iso_path(ctx, vm)} if vm.get("iso_uuid") else {}),
-            "consoleMode": ctx.gconf.get("kvm", "vm.consoleMode"),
-            "cpuMode": ctx.gconf.get("kvm", "vm.cpuMode"),
-            "cacheMode": ctx.gconf.get("kvm", "vm.cacheMode")}
+    iso = iso_path(ctx, vm) if vm.get("iso_uuid") else None
+    on_host(ctx, host, lambda agent: agent.start_vm(
+        wait=deadline.left(), vm_instance_uuid=vm["uuid"], vm_name=vm["name"],
+        memory=vm["memory_size"], cpu_num=vm["cpu_num"], cpu_speed=vm["cpu_speed"] or 0,
+        boot_dev=_boot_devices(vm), root_volume=root,
+        data_volumes=[v for v in volumes if v is not root], nics=nics,
+        timeout=max(1.0, deadline.left()), iso_path=iso,
+        console_mode=ctx.gconf.get("kvm", "vm.consoleMode"),
+        cpu_mode=ctx.gconf.get("kvm", "vm.cpuMode"),
+        cache_mode=ctx.gconf.get("kvm", "vm.cacheMode")))
 
 
 def iso_path(ctx: Context, vm: dict) -> str:
@@ -101,36 +108,38 @@ def network_on_host(ctx: Context, vm: dict, host: dict) -> None:
                            _userdata(system_tags), ssh_keys[-1] if ssh_keys else None)
 
 
-def release_commands(ctx: Context, vm: dict) -> list[tuple[str, dict]]:
+def release_commands(ctx: Context, vm: dict) -> list[Call]:
     """The host commands that take the VM's DHCP entries and user data off its host."""
     return [cmd for nic in ctx.db.find("vm_nic", "vm_uuid = ?", (vm["uuid"],))
             for cmd in networks.release_commands(ctx, nic)]
 
 
 def release_network_on_host(ctx: Context, vm: dict, host: dict) -> None:
-    for path, body in release_commands(ctx, vm):
-        ctx.agents.call(agent_url(host), path, body)
+    for call in release_commands(ctx, vm):
+        kvm(ctx, host).run(call)
+
+
+def on_host(ctx: Context, host: dict, send: Callable[[KvmAgent], T]) -> T:
+    """``send`` to the host's kvmagent; an error is said as the host's (an ApiError)."""
+    try:
+        return send(kvm(ctx, host))
+    except AgentCallError as exc:
+        raise ApiError(f"host {host['name']}: {exc}") from None
 
 
 def call_host(ctx: Context, host: dict, path: str, body: dict,
-               deadline: Deadline | None = None) -> dict:
-    try:
-        if deadline is not None:
-            return ctx.agents.call_async(agent_url(host), path, body, deadline.left())
-        return ctx.agents.call(agent_url(host), path, body)
-    except AgentCallError as exc:
-        raise ApiError(f"host {host['name']}: {exc}") from None
+              deadline: Deadline | None = None) -> dict:
+    """:func:`on_host` of a command given by path and body, async with a ``deadline``
+    (the ISO hotplug's, not yet a client method call)."""
+    call = Call(path, body, is_async=deadline is not None)
+    return on_host(ctx, host, lambda agent: agent.run(
+        call, None if deadline is None else deadline.left()))
 
 
 def delete_rows(ctx: Context, vm_uuid: str) -> None:
     with ctx.db.tx():
         ipam.release(ctx.db, vm_uuid)
-        ctx.db.conn().execute("DELETE FROM volume WHERE vm_uuid = ? AND type = 'Root'",
-                              (vm_uuid,))
-        ctx.db.conn().execute("UPDATE volume SET vm_uuid = NULL, device_id = NULL WHERE "
-                              "vm_uuid = ?", (vm_uuid,))  # data volumes stay, detached
-        ctx.db.conn().execute("DELETE FROM system_tag WHERE resource_uuid = ?", (vm_uuid,))
-        ctx.db.conn().execute("DELETE FROM vm WHERE uuid = ?", (vm_uuid,))
+        Vms(ctx.db).delete_rows(vm_uuid)
 
 
 def create(ctx: Context, msg: ApiMessage, deadline: Deadline) -> str:
@@ -214,11 +223,9 @@ def create(ctx: Context, msg: ApiMessage, deadline: Deadline) -> str:
     flow.step("network on host", lambda: network_on_host(ctx, vm, host),
               lambda: release_network_on_host(ctx, vm, host))
     if msg.strategy == "InstantStart":
-        flow.step("start VM", lambda: call_host(ctx, host, "/vm/start",
-                                                 start_cmd(ctx, vm, deadline.left()),
-                                                 deadline),
-                  lambda: call_host(ctx, host, "/vm/destroy", {"uuid": uuid},
-                                     Deadline(UNDO_TIMEOUT, "destroy")))
+        flow.step("start VM", lambda: start_vm(ctx, vm, host, deadline),
+                  lambda: on_host(ctx, host, lambda agent: agent.destroy_vm(
+                      uuid=uuid, wait=UNDO_TIMEOUT)))
         set_state(ctx, uuid, VmState.RUNNING)
     else:
         allocator.release(ctx, host["uuid"], offering["cpu_num"], offering["memory_size"])
@@ -247,8 +254,7 @@ def start_on(ctx: Context, vm: dict, host: dict, deadline: Deadline,
     try:
         flow.step("network on host", lambda: network_on_host(ctx, vm, host))
         flow.step("EIPs on host", lambda: eips.apply_on_host(ctx, vm, host))
-        flow.step("start VM", lambda: call_host(
-            ctx, host, "/vm/start", start_cmd(ctx, vm, deadline.left()), deadline))
+        flow.step("start VM", lambda: start_vm(ctx, vm, host, deadline))
     except ApiError:
         set_state(ctx, vm["uuid"], VmState.STOPPED, host_uuid=None)
         raise
@@ -288,10 +294,10 @@ def migrate(ctx: Context, vm: dict, host_uuid: str | None, deadline: Deadline) -
               lambda: release_network_on_host(ctx, vm, dest))
     set_state(ctx, vm["uuid"], VmState.MIGRATING)
     try:
-        flow.step("live migration", lambda: call_host(ctx, source, "/vm/migrate", {
-            "vmUuid": vm["uuid"], "destHostIp": dest["management_ip"],
-            "storageMigrationPolicy": "shared", "timeout": max(1.0, deadline.left() - 5)},
-            deadline))
+        flow.step("live migration", lambda: on_host(ctx, source, lambda agent: agent.migrate_vm(
+            vm_uuid=vm["uuid"], dest_host_ip=dest["management_ip"],
+            storage_migration_policy="shared", timeout=max(1.0, deadline.left() - 5),
+            wait=deadline.left())))
     finally:
         if ctx.db.get("vm", vm["uuid"])["state"] == VmState.MIGRATING:
             set_state(ctx, vm["uuid"], VmState.RUNNING)
@@ -313,8 +319,8 @@ def stop(ctx: Context, vm: dict, deadline: Deadline, cold: bool = False) -> None
     host = require(ctx, "host", vm["host_uuid"], "uuid")
     set_state(ctx, vm["uuid"], VmState.STOPPING)
     try:
-        call_host(ctx, host, "/vm/destroy" if cold else "/vm/stop", {"uuid": vm["uuid"]},
-                  deadline)
+        on_host(ctx, host, lambda agent: (agent.destroy_vm if cold else agent.stop_vm)(
+            uuid=vm["uuid"], wait=deadline.left()))
     except ApiError:
         set_state(ctx, vm["uuid"], VmState(vm["state"]))
         raise
@@ -360,8 +366,8 @@ def reboot(ctx: Context, vm_uuid: str, deadline: Deadline) -> None:
     vm = require(ctx, "vm", vm_uuid, "uuid")
     if vm["state"] != "Running":
         raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Running")
-    call_host(ctx, ctx.db.get("host", vm["host_uuid"]), "/vm/reboot", {"uuid": vm["uuid"]},
-              deadline)
+    on_host(ctx, ctx.db.get("host", vm["host_uuid"]), lambda agent: agent.reboot_vm(
+        uuid=vm["uuid"], wait=deadline.left()))
 
 
 def migrate_locked(ctx: Context, vm_uuid: str, host_uuid: str | None,
@@ -378,9 +384,8 @@ def console_address(ctx: Context, vm_uuid: str) -> dict:
     if vm["state"] != "Running":
         raise ApiError(f"uuid: VM {vm['name']} is {vm['state']}, not Running")
     host = ctx.db.get("host", vm["host_uuid"])
-    reply = call_host(ctx, host, "/vm/getvncport", {"vmUuid": vm["uuid"]})
-    return {"hostIp": host["management_ip"], "port": reply["port"],
-            "protocol": reply["protocol"]}
+    reply = on_host(ctx, host, lambda agent: agent.get_vnc_port(vm_uuid=vm["uuid"]))
+    return {"hostIp": host["management_ip"], "port": reply.port, "protocol": reply.protocol}
 
 
 def set_boot_order(ctx: Context, vm_uuid: str, order: list[str]) -> None:

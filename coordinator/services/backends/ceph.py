@@ -75,8 +75,8 @@ class CephPrimary(PrimaryStorage):
     def ha_access(self) -> dict:
         """The root-volume pool, where the self-fencers write their heartbeats."""
         config = self.row["config"]
-        return {"pool": config["rootVolumePoolName"], "userKey": config["userKey"],
-                "monHosts": [f"{m['host']}:{m['port']}" for m in config["mons"]]}
+        return {"pool": config["rootVolumePoolName"], "user_key": config["userKey"],
+                "mon_hosts": [f"{m['host']}:{m['port']}" for m in config["mons"]]}
 
     def snapshot_command(self, op: str, snapshot_path: str) -> tuple[str, dict]:
         """An RBD snapshot ``ceph://pool/volume@<snapshot uuid>``."""

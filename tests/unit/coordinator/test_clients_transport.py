@@ -79,3 +79,13 @@ def test_clients_send_the_built_body_and_return_the_parsed_reply():
     assert reply.size == 7
     assert agents.sent[-1] == ("sync", "http://m1", "/ceph/primarystorage/snapshot/create",
                                {"snapshotPath": "ceph://p/i@s"}, None)
+
+
+def test_a_call_built_beforehand_is_run_as_it_is_and_its_reply_returned_raw():
+    agents = FakeAgents({"http://h:7070": {**OK, "vmState": "Stopped"}})
+    kvm = KvmAgent.at(agents, "http://h:7070")
+    kept = Call("/vm/destroy", {"uuid": "u"}, is_async=True)
+    assert kvm.run(kept, 60.0) == {**OK, "vmState": "Stopped"}
+    assert kvm.run(Call("/host/ping", {})) == {**OK, "vmState": "Stopped"}
+    assert agents.sent == [("async", "http://h:7070", "/vm/destroy", {"uuid": "u"}, 60.0),
+                           ("sync", "http://h:7070", "/host/ping", {}, None)]

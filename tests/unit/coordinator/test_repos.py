@@ -86,6 +86,16 @@ def test_host_queries(db):
     assert hosts.by_management_ip("10.0.0.99") is None
     assert [h.name for h in hosts.with_status("Disconnected")] == ["h3"]
     assert len(hosts.all()) == 3
+    hosts.take_capacity(h1.uuid, 2, 1 << 30)
+    hosts.take_capacity(h1.uuid, 1, 1 << 20)
+    got = hosts.get(h1.uuid)
+    assert (got.allocated_cpu, got.allocated_memory) == (3, (1 << 30) + (1 << 20))
+    hosts.release_capacity(h1.uuid, 1, 1 << 30)
+    got = hosts.get(h1.uuid)
+    assert (got.allocated_cpu, got.allocated_memory) == (2, 1 << 20)
+    hosts.release_capacity(h1.uuid, 5, 1 << 30)  # never below 0
+    got = hosts.get(h1.uuid)
+    assert (got.allocated_cpu, got.allocated_memory) == (0, 0)
 
 
 def test_vm_and_nic_queries(db):
@@ -108,8 +118,32 @@ def test_vm_and_nic_queries(db):
                           mac=f"fa:00:00:00:00:0{i}", device_id=i, ip=f"10.0.0.{10 + i}"))
     assert [n.device_id for n in nics.of_vm(running.uuid)] == [0, 1]
     assert len(nics.on_l3(l3)) == 2
+    assert vms.count_by_host(("Running", "Stopped")) == {host: 2}
+    assert vms.count_by_host(("Starting",)) == {}
     vms.delete(running.uuid)
     assert nics.of_vm(running.uuid) == []  # the NICs go with their VM
+
+
+def test_a_vm_s_rows_deleted_with_its_root_volume_and_tags_its_data_volumes_detached(db):
+    vms, volumes = Vms(db), Volumes(db)
+    vm, other = Vm(uuid=new_uuid(), name="v"), Vm(uuid=new_uuid(), name="o")
+    vms.insert(vm)
+    vms.insert(other)
+    ps = new_uuid()
+    for name, kind, owner in (("root", "Root", vm), ("data", "Data", vm),
+                              ("other", "Root", other)):
+        volumes.insert(Volume(uuid=new_uuid(), name=name, type=kind, vm_uuid=owner.uuid,
+                              ps_uuid=ps, device_id=0 if kind == "Root" else 1))
+    for owner in (vm, other):
+        db.insert("system_tag", {"uuid": new_uuid(), "resource_uuid": owner.uuid,
+                                 "resource_type": "VmInstanceVO", "tag": "ha::NeverStop"})
+    vms.delete_rows(vm.uuid)
+    assert vms.find(vm.uuid) is None and vms.find(other.uuid) is not None
+    left = {v.name: v for v in volumes.where()}
+    assert set(left) == {"data", "other"}
+    assert (left["data"].vm_uuid, left["data"].device_id) == (None, None)
+    assert left["other"].vm_uuid == other.uuid
+    assert [t["resource_uuid"] for t in db.find("system_tag")] == [other.uuid]
 
 
 def test_volume_queries(db):
@@ -156,6 +190,26 @@ def test_network_records_and_queries(db):
     assert used.by_ip(l3, "10.0.0.13") is None
     assert len(used.of_owner(owner)) == 2
     assert [u.ip for u in used.in_range(rng, "VmNic")] == ["10.0.0.12"]
+    assert used.ints_between(l3, 10, 12) == [10, 12]
+    assert used.ints_between(l3, 11, 11) == []
+    assert used.release(owner, new_uuid()) == 0  # another L3: nothing of it there
+    assert used.release(owner, l3) == 2 and used.of_owner(owner) == []
+    used.insert(UsedIp(uuid=new_uuid(), l3_network_uuid=l3, ip_range_uuid=rng,
+                       ip="10.0.0.11", ip_int=11, owner_uuid=owner))
+    assert used.release(owner) == 1 and used.of_l3(l3) == []
+
+
+def test_l2_cluster_attachments(db):
+    l2 = new_uuid()
+    db.insert("l2_network", {"uuid": l2, "name": "l2", "zone_uuid": ZONE,
+                             "type": "L2NoVlanNetwork", "physical_interface": "eth0"})
+    l2s = L2Networks(db)
+    assert l2s.clusters(l2) == set()
+    l2s.attach(l2, CLUSTER)
+    l2s.attach(l2, CLUSTER)  # attached already: fine
+    assert l2s.clusters(l2) == {CLUSTER}
+    l2s.detach(l2, CLUSTER)
+    assert l2s.clusters(l2) == set()
 
 
 def test_image_copies_and_caches(db):

@@ -74,8 +74,8 @@ def test_ceph_primary():
         "/ceph/primarystorage/delete", {"installPath": "ceph://root/v1"}, False)
     assert ceph.snapshot_command("rollback", "ceph://root/v1@s") == (
         "/ceph/primarystorage/snapshot/rollback", {"snapshotPath": "ceph://root/v1@s"})
-    assert ceph.ha_access() == {"pool": "root", "userKey": "k",
-                                "monHosts": ["10.0.0.1:6789"]}
+    assert ceph.ha_access() == {"pool": "root", "user_key": "k",
+                                "mon_hosts": ["10.0.0.1:6789"]}
 
 
 def test_local_storage():
