@@ -79,3 +79,15 @@ def test_clients_send_the_built_body_and_return_the_parsed_reply():
     assert reply.size == 7
     assert agents.sent[-1] == ("sync", "http://m1", "/ceph/primarystorage/snapshot/create",
                                {"snapshotPath": "ceph://p/i@s"}, None)
+
+
+def test_a_client_with_errors_raises_what_they_make_of_a_failure_even_a_body_never_sent():
+    agents = FakeAgents({"http://m1": AgentCallError("http://m1/x: image busy")})
+    client = CephAgent.at(agents, ["http://m1"], errors=lambda e: LookupError(f"s: {e}"))
+    with pytest.raises(LookupError, match="^s: http://m1/x: image busy$"):
+        client.delete_volume(install_path="ceph://p/i")
+    with pytest.raises(LookupError, match="^s: http://m1/x: image busy$"):
+        client.post(Call("/x", {}))  # a command kept earlier (a GC job's)
+    with pytest.raises(LookupError, match="^s: /ceph/primarystorage/volume/resize: "):
+        client.resize_volume(install_path="ceph://p/i", size=-1)
+    assert len(agents.sent) == 2
