@@ -5,10 +5,11 @@ under both). A storage is reached through the first of its mons' agents that ans
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cephagent.models import backup, common, primary
-from coordinator.agentclient import AgentClient
+from coordinator.agentclient import AgentCallError, AgentClient
 from coordinator.clients.endpoint import Endpoint
 from coordinator.clients.transport import Client, FirstAnswering
 
@@ -46,9 +47,10 @@ class CephAgent(Client):
     """The cephagents of one Ceph storage (primary or backup)."""
 
     @classmethod
-    def at(cls, agents: AgentClient, urls: list[str]) -> CephAgent:
+    def at(cls, agents: AgentClient, urls: list[str],
+           errors: Callable[[AgentCallError], Exception] | None = None) -> CephAgent:
         """Through the first of ``urls`` (one per mon, in order) that answers."""
-        return cls(FirstAnswering(agents, tuple(urls)))
+        return cls(FirstAnswering(agents, tuple(urls), "cephagent"), errors)
 
     # -- primary storage ---------------------------------------------------------------
 

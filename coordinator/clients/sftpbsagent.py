@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agentlib.models import AuthorizeKeyCmd, AuthorizeKeyReply
-from coordinator.agentclient import AgentClient
+from coordinator.agentclient import AgentCallError, AgentClient
 from coordinator.clients.endpoint import Endpoint
 from coordinator.clients.transport import AgentAt, Client
 from sftpbsagent.models import storage
@@ -23,8 +24,9 @@ class SftpBsAgent(Client):
     """The sftpbsagent of one SFTP backup storage."""
 
     @classmethod
-    def at(cls, agents: AgentClient, url: str) -> SftpBsAgent:
-        return cls(AgentAt(agents, url))
+    def at(cls, agents: AgentClient, url: str,
+           errors: Callable[[AgentCallError], Exception] | None = None) -> SftpBsAgent:
+        return cls(AgentAt(agents, url), errors)
 
     def connect(self, *, wait: float | None = None, **fields: Any) -> storage.PingReply:
         return self.send(CONNECT, fields, wait)

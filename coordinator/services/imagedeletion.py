@@ -78,7 +78,8 @@ def _expunge(ctx: Context, image: dict, refs: list[dict]) -> bool:
         bs = ctx.db.get("backup_storage", ref["bs_uuid"])
         path = ref["install_path"]
         if path:
-            gc.storage_call(ctx, bs, "bs", *backends.backup(bs).delete_command(path),
+            call = backends.backup(bs).delete_command(path)
+            gc.storage_call(ctx, bs, "bs", call.path, call.body,
                             f"delete image {image['uuid']} from {bs['name']}")
         with ctx.db.tx():
             ctx.db.conn().execute("DELETE FROM image_bs WHERE image_uuid = ? AND bs_uuid = ?",

@@ -10,12 +10,14 @@ from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.jobs import Deadline
 from coordinator.services import backends
+from coordinator.services.backends.backup import Downloaded
 from coordinator.services.lookup import require
 
 log = logging.getLogger(__name__)
 
 
-def download_to(ctx: Context, bs: dict, image: dict, url: str, deadline: Deadline) -> dict:
+def download_to(ctx: Context, bs: dict, image: dict, url: str,
+                deadline: Deadline) -> Downloaded:
     """Download into one backup storage; the image_bs row says where and how it went."""
     path, reply = backends.backup(bs).download(ctx, image["uuid"], url, deadline)
     ctx.db.update_where("image_bs", "image_uuid = ? AND bs_uuid = ?", (image["uuid"],
@@ -47,6 +49,6 @@ def add(ctx: Context, uuid: str, row: dict, url: str, bs_uuids: list[str],
                 ctx.db.delete("image", uuid)
                 raise ApiError(f"url: {exc}") from None
     first = done[0]
-    ctx.db.update("image", uuid, status="Ready", size=first["size"],
-                  actual_size=first["actualSize"], md5=first.get("md5Sum", ""),
-                  format=first.get("format") or row["format"])
+    ctx.db.update("image", uuid, status="Ready", size=first.size,
+                  actual_size=first.actual_size, md5=first.md5_sum,
+                  format=first.format or row["format"])

@@ -41,9 +41,9 @@ def _delete_bits(ctx: Context, snapshot: dict) -> bool:
     rows = ctx.db.find("primary_storage", "uuid = ?", (snapshot["ps_uuid"],))
     if not rows:  # the storage left the inventory: nothing to reach
         return True
-    path, body = backends.primary(rows[0]).snapshot_command("delete",
-                                                            snapshot["install_path"])
-    return gc.storage_call(ctx, rows[0], "ps", path, body, _gc_name(snapshot["uuid"]))
+    call = backends.primary(rows[0]).snapshot_command("delete", snapshot["install_path"])
+    return gc.storage_call(ctx, rows[0], "ps", call.path, call.body,
+                           _gc_name(snapshot["uuid"]))
 
 
 def _gc_name(uuid: str) -> str:
@@ -82,7 +82,7 @@ def create(ctx: Context, volume_uuid: str, uuid: str, name: str, description: st
         ctx.db.update_where("gc_job", "status = 'Pending' AND name = ?", (_gc_name(uuid),),
                             status="Cancelled", last_error="the snapshot was made again")
         try:
-            reply = backend.call(ctx, *backend.snapshot_command("create", path))
+            size = backend.snapshot(ctx, "create", path)
         except ApiError as exc:
             snapshot = ctx.db.get("volume_snapshot", uuid)
             ctx.db.delete("volume_snapshot", uuid)
@@ -90,7 +90,7 @@ def create(ctx: Context, volume_uuid: str, uuid: str, name: str, description: st
                 _delete_bits(ctx, snapshot)  # or it would keep the volume from deletion
             raise
         ctx.db.update("volume_snapshot", uuid, status="Ready",
-                      size=reply.get("size") or volume["size"])
+                      size=size or volume["size"])
     log.info("volume %s (%s): snapshot %s taken at %s", volume["name"], volume["uuid"],
              name, path)
 
@@ -127,7 +127,7 @@ def revert(ctx: Context, uuid: str) -> str:
                                f"{vm['name']} ({vm['uuid']}), which is {vm['state']}; "
                                "stop the VM (or detach the volume) first")
         backend = _storage(ctx, volume, "uuid")
-        backend.call(ctx, *backend.snapshot_command("rollback", snapshot["install_path"]))
+        backend.snapshot(ctx, "rollback", snapshot["install_path"])
     log.info("volume %s (%s) reverted to snapshot %s", volume["name"], volume["uuid"],
              snapshot["name"])
     return volume["uuid"]

@@ -11,31 +11,31 @@ from __future__ import annotations
 
 import logging
 
+from cephagent.models.common import CephReply, ConnectReply
+from cephagent.models.primary import PrimaryInitReply
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.monurl import parse_mon_url
 from coordinator.services.lookup import require
 from coordinator.services.rootvolumes import prepare_host
-from coordinator.services.storageagents import CEPH_BS as BS
-from coordinator.services.storageagents import CEPH_PS as PS
-from coordinator.services.storageagents import SFTP_BS, ceph_call, sftp_call
+from coordinator.services.storageagents import ceph_agent, sftp_agent
+from sftpbsagent.models.storage import CapacityReply
 
 log = logging.getLogger(__name__)
 CEPHAGENT_PORT = 7762
 SFTPBSAGENT_PORT = 7171
 
 
-def _capacity(reply: dict) -> dict:
-    return {k: reply[c] for k, c in (("total_capacity", "totalCapacity"),
-                                     ("available_capacity", "availableCapacity"))
-            if reply.get(c) is not None}
+def _capacity(reply: CephReply | CapacityReply) -> dict:
+    return {k: getattr(reply, k) for k in ("total_capacity", "available_capacity")
+            if getattr(reply, k) is not None}
 
 
-def _mons_of(reply: dict) -> list[dict]:
+def _mons_of(reply: ConnectReply | PrimaryInitReply) -> list[dict]:
     out = []
-    for m in reply.get("mons") or []:
-        host, _, port = m["addr"].rpartition(":")
+    for m in reply.mons:
+        host, _, port = m.addr.rpartition(":")
         out.append({"host": host, "port": int(port)})
     return out
 
@@ -63,15 +63,15 @@ def add_ceph_ps(ctx: Context, uuid: str, zone_uuid: str, name: str, description:
     checked or created by the agent."""
     require(ctx, "zone", zone_uuid, "zoneUuid")
     draft = {"name": name, "config": mon_config(mon_urls, agent_port)}
-    body = {"uuid": uuid, **{k: v for k, v in pools.items() if v}}
-    reply = ceph_call(ctx, draft, f"{PS}/init", body)
-    config = {**draft["config"], "secretUuid": uuid, "userKey": reply["userKey"],
-              "mons": _mons_of(reply), "rootVolumePoolName": reply["rootVolumePoolName"],
-              "dataVolumePoolName": reply["dataVolumePoolName"],
-              "imageCachePoolName": reply["imageCachePoolName"]}
+    reply = ceph_agent(ctx, draft).init_primary(
+        uuid=uuid, **{k: v for k, v in pools.items() if v})
+    config = {**draft["config"], "secretUuid": uuid, "userKey": reply.user_key,
+              "mons": _mons_of(reply), "rootVolumePoolName": reply.root_volume_pool_name,
+              "dataVolumePoolName": reply.data_volume_pool_name,
+              "imageCachePoolName": reply.image_cache_pool_name}
     ctx.db.insert("primary_storage", {"uuid": uuid, "name": name, "type": "Ceph",
                                       "zone_uuid": zone_uuid, "url": "ceph",
-                                      "description": description, "fsid": reply["fsid"],
+                                      "description": description, "fsid": reply.fsid,
                                       "config": config, **_capacity(reply)})
 
 
@@ -79,20 +79,19 @@ def add_ceph_bs(ctx: Context, uuid: str, name: str, description: str, mon_urls: 
                 agent_port: int, pool_name: str | None) -> None:
     """A Ceph cluster as backup storage (images in one pool)."""
     draft = {"name": name, "config": mon_config(mon_urls, agent_port)}
-    body = {"uuid": uuid, **({"poolName": pool_name} if pool_name else {})}
-    reply = ceph_call(ctx, draft, f"{BS}/init", body)
-    config = {**draft["config"], "poolName": reply["poolName"]}
+    reply = ceph_agent(ctx, draft).init_backup(uuid=uuid, pool_name=pool_name or None)
+    config = {**draft["config"], "poolName": reply.pool_name}
     ctx.db.insert("backup_storage", {"uuid": uuid, "name": name, "type": "Ceph",
                                      "url": "ceph", "description": description,
                                      "hostname": draft["config"]["monHosts"][0],
-                                     "agent_port": agent_port, "fsid": reply["fsid"],
+                                     "agent_port": agent_port, "fsid": reply.fsid,
                                      "config": config, **_capacity(reply)})
 
 
 def add_sftp_bs(ctx: Context, row: dict) -> None:
     """An SFTP backup storage (``row``, type and config included), connected first."""
-    reply = sftp_call(ctx, row, f"{SFTP_BS}/connect", {
-        "storagePath": row["url"], "uuid": row["uuid"], "sendCommandUrl": ctx.report_url})
+    reply = sftp_agent(ctx, row).connect(storage_path=row["url"], uuid=row["uuid"],
+                                         send_command_url=ctx.report_url)
     ctx.db.insert("backup_storage", {**row, **_capacity(reply)})
 
 
@@ -139,13 +138,14 @@ def attach_bs(ctx: Context, bs_uuid: str, zone_uuid: str) -> None:
 def add_mons(ctx: Context, table: str, uuid: str, mon_urls: list[str]) -> None:
     """More mons for a Ceph storage (``table``); each one's cephagent must answer for
     the same cluster (by fsid)."""
-    prefix = PS if table == "primary_storage" else BS
     st = require(ctx, table, uuid, "uuid")
     config = dict(st["config"])
     for i, url in enumerate(mon_urls):
         mon = parse_mon_url(url)
         probe = {"name": st["name"], "config": {**config, "monHosts": [mon.host]}}
-        reply = ceph_call(ctx, probe, f"{prefix}/ping", {"fsid": st["fsid"]})
+        agent = ceph_agent(ctx, probe)
+        ping = agent.ping_primary if table == "primary_storage" else agent.ping_backup
+        reply = ping(fsid=st["fsid"])
         if mon.host not in config["monHosts"]:
             config["monHosts"] = [*config["monHosts"], mon.host]
             config["monUrls"] = [*config["monUrls"], _without_password(url)]

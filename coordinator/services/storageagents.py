@@ -1,16 +1,17 @@
 """Reaching the storage agents: a Ceph storage's cephagent on the first of its mons that
-answers, an SFTP backup storage's sftpbsagent on its host."""
+answers, an SFTP backup storage's sftpbsagent on its host, each through its typed
+client. Their errors are said as the storage's: an :class:`ApiError` naming it, or
+:class:`StorageUnreachable` when no agent of it answers (GC keeps the work then)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
+from coordinator.clients.cephagent import CephAgent
+from coordinator.clients.sftpbsagent import SftpBsAgent
 from coordinator.context import Context
-from coordinator.jobs import Deadline
-
-CEPH_PS = "/ceph/primarystorage"
-CEPH_BS = "/ceph/backupstorage"
-SFTP_BS = "/sftpbackupstorage"
 
 
 class StorageUnreachable(ApiError):
@@ -23,32 +24,18 @@ def ceph_agent_urls(storage: dict) -> list[str]:
     return [f"http://{mon}:{port}" for mon in storage["config"]["monHosts"]]
 
 
-def ceph_call(ctx: Context, storage: dict, path: str, body: dict,
-              deadline: Deadline | None = None) -> dict:
-    """A cephagent command (async with a ``deadline``) on the first mon that answers."""
-    errors = []
-    for url in ceph_agent_urls(storage):
-        try:
-            return _call(ctx, url, path, body, deadline)
-        except AgentCallError as exc:
-            if not exc.unreachable:
-                raise ApiError(f"{storage['name']}: {exc}") from None
-            errors.append(str(exc))
-    raise StorageUnreachable(f"{storage['name']}: no cephagent answers: {'; '.join(errors)}")
+def ceph_agent(ctx: Context, storage: dict) -> CephAgent:
+    """The cephagents of a Ceph storage (``name`` and ``config`` are all it reads)."""
+    return CephAgent.at(ctx.agents, ceph_agent_urls(storage), _said_as(storage["name"]))
 
 
-def sftp_call(ctx: Context, bs: dict, path: str, body: dict,
-              deadline: Deadline | None = None) -> dict:
-    """An sftpbsagent command (async with a ``deadline``)."""
-    url = f"http://{bs['hostname']}:{bs['agent_port']}"
-    try:
-        return _call(ctx, url, path, body, deadline)
-    except AgentCallError as exc:
-        raise (StorageUnreachable if exc.unreachable else ApiError)(
-            f"{bs['name']}: {exc}") from None
+def sftp_agent(ctx: Context, bs: dict) -> SftpBsAgent:
+    """The sftpbsagent of an SFTP backup storage."""
+    return SftpBsAgent.at(ctx.agents, f"http://{bs['hostname']}:{bs['agent_port']}",
+                          _said_as(bs["name"]))
 
 
-def _call(ctx: Context, url: str, path: str, body: dict, deadline: Deadline | None) -> dict:
-    if deadline is not None:
-        return ctx.agents.call_async(url, path, body, deadline.left())
-    return ctx.agents.call(url, path, body)
+def _said_as(name: str) -> Callable[[AgentCallError], ApiError]:
+    def error(exc: AgentCallError) -> ApiError:
+        return (StorageUnreachable if exc.unreachable else ApiError)(f"{name}: {exc}")
+    return error

@@ -27,14 +27,14 @@ def delete_bits(ctx: Context, volume: dict, calls: gc.HostCalls | None) -> None:
     snapshots.delete_of_volume(ctx, volume)  # RBD refuses to delete an image with some
     ps = ctx.db.get("primary_storage", volume["ps_uuid"])
     what = f"delete volume {volume['uuid']}"
-    path, body, on_host = backends.primary(ps).delete_command(volume["install_path"])
+    call, on_host = backends.primary(ps).delete_command(volume["install_path"])
     if on_host:
         if calls is not None:
-            calls.send(path, body, what)
+            calls.send(call.path, call.body, what)
     elif calls is None:
-        gc.storage_call(ctx, ps, "ps", path, body, what)
+        gc.storage_call(ctx, ps, "ps", call.path, call.body, what)
     else:
-        calls.after_host(ps, path, body, what)
+        calls.after_host(ps, call.path, call.body, what)
 
 
 def expunge(ctx: Context, volume: dict) -> None:

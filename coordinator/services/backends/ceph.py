@@ -6,14 +6,26 @@ the same fsid. Volumes are usable from every host: live migration and HA work he
 
 from __future__ import annotations
 
+from cephagent.models.backup import DownloadImageReply
+from coordinator.clients.cephagent import (
+    CREATE_SNAPSHOT,
+    DELETE_IMAGE,
+    DELETE_SNAPSHOT,
+    DELETE_VOLUME,
+    ROLLBACK_SNAPSHOT,
+    CephAgent,
+)
+from coordinator.clients.endpoint import Call
 from coordinator.context import Context
 from coordinator.jobs import Deadline
 from coordinator.services.backends.backup import BackupStorage
 from coordinator.services.backends.primary import PrimaryStorage, image_copies
-from coordinator.services.hosts import agent_url
-from coordinator.services.storageagents import CEPH_BS, CEPH_PS, ceph_call
+from coordinator.services.hosts import kvm
+from coordinator.services.storageagents import ceph_agent
 
 CACHE_SNAPSHOT = "cache"
+SNAPSHOT_OPS = {"create": CREATE_SNAPSHOT, "delete": DELETE_SNAPSHOT,
+                "rollback": ROLLBACK_SNAPSHOT}
 
 
 class CephPrimary(PrimaryStorage):
@@ -21,14 +33,13 @@ class CephPrimary(PrimaryStorage):
     shared = True
     snapshots = True
 
-    def call(self, ctx: Context, path: str, body: dict,
-             deadline: Deadline | None = None) -> dict:
-        return ceph_call(ctx, self.row, path, body, deadline)
+    def agent(self, ctx: Context) -> CephAgent:
+        return ceph_agent(ctx, self.row)
 
     def prepare_host(self, ctx: Context, host: dict) -> None:
         config = self.row["config"]
-        ctx.agents.call(agent_url(host), "/vm/createcephsecret", {
-            "uuid": config["secretUuid"], "userKey": config["userKey"], "userName": "admin"})
+        kvm(ctx, host).create_ceph_secret(
+            uuid=config["secretUuid"], user_key=config["userKey"], user_name="admin")
 
     def image_sources(self, ctx: Context, image: dict) -> list[dict]:
         return image_copies(ctx, image, "b.type = 'Ceph' AND b.fsid = ?", (self.row["fsid"],))
@@ -37,9 +48,9 @@ class CephPrimary(PrimaryStorage):
                     deadline: Deadline) -> str:
         dst = f"ceph://{self.row['config']['imageCachePoolName']}/{image['uuid']}"
         snapshot = f"{dst}@{CACHE_SNAPSHOT}"
-        self.call(ctx, f"{CEPH_PS}/volume/cp", {"srcPath": bs["image_path"], "dstPath": dst},
-                  deadline)
-        self.call(ctx, f"{CEPH_PS}/snapshot/commit", {"snapshotPath": snapshot})
+        agent = self.agent(ctx)
+        agent.copy_volume(src_path=bs["image_path"], dst_path=dst, wait=deadline.left())
+        agent.commit_snapshot(snapshot_path=snapshot)
         return snapshot
 
     def root_volume_path(self, volume_uuid: str) -> str:
@@ -48,9 +59,10 @@ class CephPrimary(PrimaryStorage):
     def create_root_volume(self, ctx: Context, host: dict, cache: str, image: dict,
                            path: str, size: int) -> None:
         """An RBD clone, grown to ``size`` if larger than the image."""
-        self.call(ctx, f"{CEPH_PS}/volume/clone", {"srcPath": cache, "dstPath": path})
+        agent = self.agent(ctx)
+        agent.clone_volume(src_path=cache, dst_path=path)
         if size > image["size"]:
-            self.call(ctx, f"{CEPH_PS}/volume/resize", {"installPath": path, "size": size})
+            agent.resize_volume(install_path=path, size=size)
 
     def root_volume_fields(self, host: dict) -> dict:
         return {"format": "raw", "host_uuid": ""}
@@ -58,12 +70,11 @@ class CephPrimary(PrimaryStorage):
     def create_data_volume(self, ctx: Context, volume: dict) -> str:
         """An empty RBD image in the data pool."""
         path = f"ceph://{self.row['config']['dataVolumePoolName']}/{volume['uuid']}"
-        self.call(ctx, f"{CEPH_PS}/volume/createempty",
-                  {"installPath": path, "size": volume["size"]})
+        self.agent(ctx).create_empty_volume(install_path=path, size=volume["size"])
         return path
 
-    def delete_command(self, install_path: str) -> tuple[str, dict, bool]:
-        return f"{CEPH_PS}/delete", {"installPath": install_path}, False
+    def delete_command(self, install_path: str) -> tuple[Call, bool]:
+        return DELETE_VOLUME.call(install_path=install_path), False
 
     def volume_to(self, volume: dict) -> dict:
         return {"volumeUuid": volume["uuid"], "deviceId": volume["device_id"] or 0,
@@ -78,20 +89,28 @@ class CephPrimary(PrimaryStorage):
         return {"pool": config["rootVolumePoolName"], "user_key": config["userKey"],
                 "mon_hosts": [f"{m['host']}:{m['port']}" for m in config["mons"]]}
 
-    def snapshot_command(self, op: str, snapshot_path: str) -> tuple[str, dict]:
+    def snapshot_command(self, op: str, snapshot_path: str) -> Call:
         """An RBD snapshot ``ceph://pool/volume@<snapshot uuid>``."""
-        return f"{CEPH_PS}/snapshot/{op}", {"snapshotPath": snapshot_path}
+        return SNAPSHOT_OPS[op].call(snapshot_path=snapshot_path)
+
+    def snapshot(self, ctx: Context, op: str, snapshot_path: str) -> int:
+        return self.agent(ctx).send(SNAPSHOT_OPS[op], {"snapshot_path": snapshot_path}).size
 
 
 class CephBackup(BackupStorage):
     type = "Ceph"
-    download_path = f"{CEPH_BS}/image/download"
-    delete_path = f"{CEPH_BS}/image/delete"
 
-    def call(self, ctx: Context, path: str, body: dict,
-             deadline: Deadline | None = None) -> dict:
-        return ceph_call(ctx, self.row, path, body, deadline)
+    def agent(self, ctx: Context) -> CephAgent:
+        return ceph_agent(ctx, self.row)
 
     def image_path(self, image_uuid: str) -> str:
         return f"ceph://{self.row['config']['poolName']}/{image_uuid}"
 
+    def download(self, ctx: Context, image_uuid: str, url: str,
+                 deadline: Deadline) -> tuple[str, DownloadImageReply]:
+        path = self.image_path(image_uuid)
+        return path, self.agent(ctx).download_image(url=url, image_uuid=image_uuid,
+                                                    install_path=path, wait=deadline.left())
+
+    def delete_command(self, install_path: str) -> Call:
+        return DELETE_IMAGE.call(install_path=install_path)

@@ -5,11 +5,13 @@ LocalStorageMigrateVolume moves it)."""
 
 from __future__ import annotations
 
+from coordinator.clients.endpoint import Call
+from coordinator.clients.kvmagent import DELETE_BITS
 from coordinator.context import Context
 from coordinator.jobs import Deadline
 from coordinator.services.backends.primary import PrimaryStorage, image_copies
-from coordinator.services.hosts import agent_url
-from coordinator.services.storageagents import SFTP_BS, sftp_call
+from coordinator.services.hosts import kvm
+from coordinator.services.storageagents import sftp_agent
 
 
 class LocalStorage(PrimaryStorage):
@@ -17,7 +19,7 @@ class LocalStorage(PrimaryStorage):
     per_host = True
 
     def prepare_host(self, ctx: Context, host: dict) -> None:
-        ctx.agents.call(agent_url(host), "/localstorage/init", {"path": self.row["url"]})
+        kvm(ctx, host).init_local_storage(path=self.row["url"])
 
     def image_sources(self, ctx: Context, image: dict) -> list[dict]:
         return image_copies(ctx, image, "b.type = 'SftpBackupStorage' AND b.uuid IN (SELECT "
@@ -29,16 +31,16 @@ class LocalStorage(PrimaryStorage):
 
     def cache_image(self, ctx: Context, host: dict, image: dict, bs: dict,
                     deadline: Deadline) -> str:
-        key = ctx.agents.call(agent_url(host), "/localstorage/sshkey", {})["publicKey"]
-        sftp_call(ctx, bs, f"{SFTP_BS}/authorizekey", {"publicKey": key})
+        agent = kvm(ctx, host)
+        sftp_agent(ctx, bs).authorize_key(public_key=agent.ssh_key().public_key)
         suffix = "iso" if image["media_type"] == "ISO" else "qcow2"
         path = f"{self.row['url'].rstrip('/')}/imagecache/{image['uuid']}.{suffix}"
-        ctx.agents.call_async(agent_url(host), "/localstorage/sftp/download", {
-            "hostname": bs["hostname"], "username": bs["config"]["username"],
-            "sshPort": bs["config"]["sshPort"], "backupStorageInstallPath": bs["image_path"],
-            "primaryStorageInstallPath": path, "imageUuid": image["uuid"],
-            "md5Sum": image["md5"] or None, "actualSize": image["actual_size"] or None},
-            deadline.left())
+        agent.sftp_download(
+            hostname=bs["hostname"], username=bs["config"]["username"],
+            ssh_port=bs["config"]["sshPort"], backup_storage_install_path=bs["image_path"],
+            primary_storage_install_path=path, image_uuid=image["uuid"],
+            md5_sum=image["md5"] or None, actual_size=image["actual_size"] or None,
+            wait=deadline.left())
         return path
 
     def root_volume_path(self, volume_uuid: str) -> str:
@@ -47,28 +49,26 @@ class LocalStorage(PrimaryStorage):
     def create_root_volume(self, ctx: Context, host: dict, cache: str, image: dict,
                            path: str, size: int) -> None:
         """A qcow2 file backed by the host's cache."""
-        ctx.agents.call(agent_url(host), "/localstorage/volume/createvolumefromcache",
-                        {"templatePathInCache": cache, "installUrl": path})
+        kvm(ctx, host).create_volume_from_cache(
+            template_path_in_cache=cache, install_url=path)
 
     def root_volume_fields(self, host: dict) -> dict:
         return {"format": "qcow2", "host_uuid": host["uuid"]}
 
-    def delete_command(self, install_path: str) -> tuple[str, dict, bool]:
-        return "/localstorage/delete", {"path": install_path}, True
+    def delete_command(self, install_path: str) -> tuple[Call, bool]:
+        return DELETE_BITS.call(path=install_path), True
 
     def copy_to_host(self, ctx: Context, volume: dict, source: dict, dest: dict,
                      vm_uuid: str | None, deadline: Deadline) -> None:
         """The source host's kvmagent copies the volume with its backing chain (the image
         cache) over ssh, once its key is authorized on the destination."""
-        key = ctx.agents.call(agent_url(source), "/localstorage/sshkey", {})["publicKey"]
-        ctx.agents.call(agent_url(dest), "/localstorage/authorizekey", {"publicKey": key})
+        agent = kvm(ctx, source)
+        kvm(ctx, dest).authorize_key(public_key=agent.ssh_key().public_key)
         self.prepare_host(ctx, dest)
-        body = {"srcInstallPath": volume["install_path"], "dstHostIp": dest["management_ip"],
-                "volumeType": volume["type"].lower()}
-        if vm_uuid is not None:
-            body["vmUuid"] = vm_uuid
-        ctx.agents.call_async(agent_url(source), "/localstorage/volume/migrate", body,
-                              deadline.left())
+        agent.migrate_volume(src_install_path=volume["install_path"],
+                             dst_host_ip=dest["management_ip"],
+                             volume_type=volume["type"].lower(), vm_uuid=vm_uuid,
+                             wait=deadline.left())
 
     def volume_to(self, volume: dict) -> dict:
         return {"volumeUuid": volume["uuid"], "deviceId": volume["device_id"] or 0,

@@ -5,9 +5,11 @@ each operation with an error naming the storage and its type, so a type that doe
 from __future__ import annotations
 
 from coordinator.api import ApiError
+from coordinator.clients.endpoint import Call
+from coordinator.clients.transport import Client
 from coordinator.context import Context
 from coordinator.jobs import Deadline
-from coordinator.services.hosts import agent_url
+from coordinator.services.hosts import kvm
 
 
 class PrimaryStorage:
@@ -26,10 +28,13 @@ class PrimaryStorage:
         return ApiError(f"primary storage {self.row['name']}: {what} on {self.type} primary "
                         "storage is not supported by this coordinator yet")
 
-    def call(self, ctx: Context, path: str, body: dict,
-             deadline: Deadline | None = None) -> dict:
-        """A command for the storage's own agent (not a host's)."""
+    def agent(self, ctx: Context) -> Client:
+        """The client of the storage's own agent (not a host's)."""
         raise self.unsupported("a storage agent")
+
+    def call(self, ctx: Context, path: str, body: dict) -> dict:
+        """A command built earlier (a GC job's path and body) for the storage's agent."""
+        return self.agent(ctx).run(Call(path, body))
 
     def prepare_host(self, ctx: Context, host: dict) -> None:
         """What a host needs before it runs a VM with volumes here."""
@@ -66,17 +71,17 @@ class PrimaryStorage:
         raise ApiError(f"primaryStorageUuid: data volumes on {self.row['type']} are not "
                        "supported by this coordinator yet")
 
-    def delete_command(self, install_path: str) -> tuple[str, dict, bool]:
-        """(path, body, on a host) of the command that deletes a volume: sent to the
-        volume's host, or to the storage's agent."""
+    def delete_command(self, install_path: str) -> tuple[Call, bool]:
+        """(the command, on a host) that deletes a volume: sent to the volume's host, or
+        to the storage's agent."""
         raise self.unsupported("deleting volumes")
 
     def delete_volume(self, ctx: Context, install_path: str, host: dict | None) -> None:
-        path, body, on_host = self.delete_command(install_path)
+        call, on_host = self.delete_command(install_path)
         if not on_host:
-            self.call(ctx, path, body)
+            self.agent(ctx).run(call)
         elif host is not None:
-            ctx.agents.call(agent_url(host), path, body)
+            kvm(ctx, host).run(call)
 
     def copy_to_host(self, ctx: Context, volume: dict, source: dict, dest: dict,
                      vm_uuid: str | None, deadline: Deadline) -> None:
@@ -91,8 +96,13 @@ class PrimaryStorage:
         """How a host's agent reaches the storage's heartbeat itself (self-fencer)."""
         raise self.unsupported("VM HA")
 
-    def snapshot_command(self, op: str, snapshot_path: str) -> tuple[str, dict]:
-        """(path, body) of a snapshot operation: create, delete, rollback."""
+    def snapshot_command(self, op: str, snapshot_path: str) -> Call:
+        """A snapshot operation (create, delete, rollback), to send or keep as a GC job."""
+        raise self.unsupported("volume snapshots")
+
+    def snapshot(self, ctx: Context, op: str, snapshot_path: str) -> int:
+        """Run a snapshot operation; the size of the volume as the storage reports it (0
+        if it does not say)."""
         raise self.unsupported("volume snapshots")
 
 

@@ -89,3 +89,15 @@ def test_a_call_built_beforehand_is_run_as_it_is_and_its_reply_returned_raw():
     assert kvm.run(Call("/host/ping", {})) == {**OK, "vmState": "Stopped"}
     assert agents.sent == [("async", "http://h:7070", "/vm/destroy", {"uuid": "u"}, 60.0),
                            ("sync", "http://h:7070", "/host/ping", {}, None)]
+
+
+def test_a_client_with_errors_raises_what_they_make_of_a_failure_even_a_body_never_sent():
+    agents = FakeAgents({"http://m1": AgentCallError("http://m1/x: image busy")})
+    client = CephAgent.at(agents, ["http://m1"], errors=lambda e: LookupError(f"s: {e}"))
+    with pytest.raises(LookupError, match="^s: http://m1/x: image busy$"):
+        client.delete_volume(install_path="ceph://p/i")
+    with pytest.raises(LookupError, match="^s: http://m1/x: image busy$"):
+        client.run(Call("/x", {}))  # a command kept earlier (a GC job's)
+    with pytest.raises(LookupError, match="^s: /ceph/primarystorage/volume/resize: "):
+        client.resize_volume(install_path="ceph://p/i", size=-1)
+    assert len(agents.sent) == 2

@@ -5,6 +5,7 @@ flows ask of Ceph and local storage (paths, VolumeTOs, row fields, agent command
 import pytest
 
 from coordinator.api import ApiError
+from coordinator.clients.endpoint import Call
 from coordinator.services import backends
 from coordinator.services.backends import (
     CephBackup,
@@ -45,7 +46,8 @@ def test_an_unknown_type_is_an_error_naming_storage_and_type():
     lambda b: b.prepare_host(None, {}), lambda b: b.root_volume_path("v"),
     lambda b: b.root_volume_fields({}), lambda b: b.volume_to(VOLUME),
     lambda b: b.delete_command("/p"), lambda b: b.ha_access(),
-    lambda b: b.snapshot_command("create", "p@s"), lambda b: b.call(None, "/x", {}),
+    lambda b: b.snapshot_command("create", "p@s"), lambda b: b.snapshot(None, "create", "p@s"),
+    lambda b: b.agent(None), lambda b: b.call(None, "/x", {}),
     lambda b: b.copy_to_host(None, VOLUME, {}, {}, None, None),
     lambda b: b.create_data_volume(None, VOLUME)])
 def test_shared_mount_point_refuses_every_operation_naming_itself(op):
@@ -71,8 +73,8 @@ def test_ceph_primary():
         "deviceType": "ceph", "format": "raw", "secretUuid": "s",
         "monInfo": [{"hostname": "10.0.0.1", "port": 6789}]}
     assert ceph.delete_command("ceph://root/v1") == (
-        "/ceph/primarystorage/delete", {"installPath": "ceph://root/v1"}, False)
-    assert ceph.snapshot_command("rollback", "ceph://root/v1@s") == (
+        Call("/ceph/primarystorage/delete", {"installPath": "ceph://root/v1"}), False)
+    assert ceph.snapshot_command("rollback", "ceph://root/v1@s") == Call(
         "/ceph/primarystorage/snapshot/rollback", {"snapshotPath": "ceph://root/v1@s"})
     assert ceph.ha_access() == {"pool": "root", "user_key": "k",
                                 "mon_hosts": ["10.0.0.1:6789"]}
@@ -87,7 +89,7 @@ def test_local_storage():
     assert local.volume_to({**VOLUME, "device_id": None, "install_path": "/f"}) == {
         "volumeUuid": "v1", "deviceId": 0, "installPath": "/f", "deviceType": "file",
         "format": "qcow2"}
-    assert local.delete_command("/f") == ("/localstorage/delete", {"path": "/f"}, True)
+    assert local.delete_command("/f") == (Call("/localstorage/delete", {"path": "/f"}), True)
     with pytest.raises(ApiError, match="primaryStorageUuid: data volumes on LocalStorage"):
         local.create_data_volume(None, VOLUME)
     with pytest.raises(ApiError, match="snapshots on LocalStorage"):
@@ -99,6 +101,8 @@ def test_backup_storages():
     sftp = backends.backup({"type": "SftpBackupStorage", "url": "/bs/"})
     assert ceph.image_path("i") == "ceph://images/i"
     assert sftp.image_path("i") == "/bs/images/i.template"
-    assert ceph.delete_command("p") == ("/ceph/backupstorage/image/delete",
-                                        {"installPath": "p"})
-    assert sftp.delete_command("p") == ("/sftpbackupstorage/delete", {"installPath": "p"})
+    assert ceph.delete_command("ceph://images/i") == Call(
+        "/ceph/backupstorage/image/delete", {"installPath": "ceph://images/i"})
+    # sftpbsagent reads installUrl (installPath too: GC jobs kept before say that)
+    assert sftp.delete_command("/bs/images/i.template") == Call(
+        "/sftpbackupstorage/delete", {"installUrl": "/bs/images/i.template"})
