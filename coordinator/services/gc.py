@@ -54,10 +54,6 @@ class HostCalls:
         self._keep(path, body, what, False, "waits for the host's commands", ps["uuid"])
         return False
 
-    def send(self, path: str, body: dict, what: str, is_async: bool = False) -> bool:
-        """:meth:`send_call` of a command given by path and body."""
-        return self.send_call(Call(path, body, is_async), what)
-
     def send_call(self, call: Call, what: str) -> bool:
         """A command a kvmagent endpoint built (``DESTROY_VM.call(uuid=...)``): True if
         it ran now, False if it is kept as a GC job."""

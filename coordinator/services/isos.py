@@ -9,7 +9,7 @@ from coordinator.context import Context
 from coordinator.jobs import Deadline
 from coordinator.services import backends, rootvolumes
 from coordinator.services.lookup import require
-from coordinator.services.vms import call_host
+from coordinator.services.vms import on_host
 
 
 def attach(ctx: Context, vm_uuid: str, iso_uuid: str, deadline: Deadline) -> None:
@@ -29,8 +29,9 @@ def attach(ctx: Context, vm_uuid: str, iso_uuid: str, deadline: Deadline) -> Non
                            "are attached to VMs on local storage only, for now")
         path = rootvolumes.image_cache(ctx, ps, host, iso, deadline)
         if vm["state"] == "Running":
-            call_host(ctx, host, "/vm/iso/attach", {"vmUuid": vm["uuid"], "iso": {
-                "isoUuid": iso["uuid"], "path": path}}, deadline)
+            on_host(ctx, host, lambda agent: agent.attach_iso(
+                vm_uuid=vm["uuid"], iso={"iso_uuid": iso["uuid"], "path": path},
+                wait=deadline.left()))
         ctx.db.update("vm", vm["uuid"], iso_uuid=iso["uuid"])
 
 
@@ -40,6 +41,6 @@ def detach(ctx: Context, vm_uuid: str, deadline: Deadline) -> None:
     with ctx.locks.hold(f"vm:{vm['uuid']}"):
         vm = ctx.db.get("vm", vm["uuid"])
         if vm["state"] == "Running" and vm["iso_uuid"]:
-            call_host(ctx, ctx.db.get("host", vm["host_uuid"]), "/vm/iso/detach",
-                      {"vmUuid": vm["uuid"], "isoUuid": vm["iso_uuid"]}, deadline)
+            on_host(ctx, ctx.db.get("host", vm["host_uuid"]), lambda agent: agent.detach_iso(
+                vm_uuid=vm["uuid"], iso_uuid=vm["iso_uuid"], wait=deadline.left()))
         ctx.db.update("vm", vm["uuid"], iso_uuid=None)

@@ -127,15 +127,6 @@ def on_host(ctx: Context, host: dict, send: Callable[[KvmAgent], T]) -> T:
         raise ApiError(f"host {host['name']}: {exc}") from None
 
 
-def call_host(ctx: Context, host: dict, path: str, body: dict,
-              deadline: Deadline | None = None) -> dict:
-    """:func:`on_host` of a command given by path and body, async with a ``deadline``
-    (the ISO hotplug's, not yet a client method call)."""
-    call = Call(path, body, is_async=deadline is not None)
-    return on_host(ctx, host, lambda agent: agent.run(
-        call, None if deadline is None else deadline.left()))
-
-
 def delete_rows(ctx: Context, vm_uuid: str) -> None:
     with ctx.db.tx():
         ipam.release(ctx.db, vm_uuid)

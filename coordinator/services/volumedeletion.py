@@ -30,7 +30,7 @@ def delete_bits(ctx: Context, volume: dict, calls: gc.HostCalls | None) -> None:
     call, on_host = backends.primary(ps).delete_command(volume["install_path"])
     if on_host:
         if calls is not None:
-            calls.send(call.path, call.body, what)
+            calls.send_call(call, what)
     elif calls is None:
         gc.storage_call(ctx, ps, "ps", call.path, call.body, what)
     else:

@@ -10,8 +10,8 @@ from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.jobs import Deadline
 from coordinator.services import backends, rootvolumes
-from coordinator.services.hosts import agent_url
 from coordinator.services.lookup import require
+from coordinator.services.vms import on_host
 
 log = logging.getLogger(__name__)
 MAX_DEVICE_ID = 25  # vdb..vdz
@@ -25,14 +25,14 @@ def instantiate(ctx: Context, volume: dict, ps: dict) -> dict:
     return ctx.db.get("volume", volume["uuid"])
 
 
-def _hotplug(ctx: Context, vm: dict, volume: dict, path: str, deadline: Deadline) -> None:
+def _hotplug(ctx: Context, vm: dict, volume: dict, attach: bool, deadline: Deadline) -> None:
+    """Plug the volume into the running VM (or unplug it); an error is the host's."""
     host = ctx.db.get("host", vm["host_uuid"])
     ps = ctx.db.get("primary_storage", volume["ps_uuid"])
-    try:
-        ctx.agents.call_async(agent_url(host), path, {
-            "vmUuid": vm["uuid"], "volume": rootvolumes.volume_to(ps, volume)}, deadline.left())
-    except Exception as exc:  # noqa: BLE001 - said with the host
-        raise ApiError(f"host {host['name']}: {exc}") from None
+    fields = {"vm_uuid": vm["uuid"], "volume": rootvolumes.volume_to(ps, volume),
+              "wait": deadline.left()}
+    on_host(ctx, host, lambda agent: (agent.attach_data_volume if attach
+                                      else agent.detach_data_volume)(**fields))
 
 
 def create_data_volume(ctx: Context, uuid: str, name: str, description: str,
@@ -81,8 +81,7 @@ def attach(ctx: Context, vm_uuid: str, volume_uuid: str, deadline: Deadline) -> 
         ctx.db.update("volume", volume["uuid"], vm_uuid=vm["uuid"], device_id=free[0])
         if vm["state"] == "Running":
             try:
-                _hotplug(ctx, vm, ctx.db.get("volume", volume["uuid"]),
-                         "/vm/attachdatavolume", deadline)
+                _hotplug(ctx, vm, ctx.db.get("volume", volume["uuid"]), True, deadline)
             except ApiError:
                 ctx.db.update("volume", volume["uuid"], vm_uuid=None, device_id=None)
                 raise
@@ -96,5 +95,5 @@ def detach(ctx: Context, volume_uuid: str, deadline: Deadline) -> None:
     with ctx.locks.hold(f"vm:{volume['vm_uuid']}", f"volume:{volume['uuid']}"):
         vm = ctx.db.get("vm", volume["vm_uuid"])
         if vm["state"] == "Running":
-            _hotplug(ctx, vm, volume, "/vm/detachdatavolume", deadline)
+            _hotplug(ctx, vm, volume, False, deadline)
         ctx.db.update("volume", volume["uuid"], vm_uuid=None, device_id=None)
