@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentlib.agent import Agent
+from agentlib.groupcommit import GroupCommit
 from agentlib.locks import NamedLocks
 from agentlib.routes import Routes
 from kvmagent.drivers.dhcp import FlatDhcp, hold_namespaces
@@ -25,6 +26,7 @@ from kvmagent.models.dhcp import (
     DhcpEntry,
     DhcpReply,
     FlushDhcpCmd,
+    NamespaceStatus,
     PrepareDhcpCmd,
     PrepareDhcpReply,
     ReleaseDhcpCmd,
@@ -36,17 +38,25 @@ routes = Routes()
 
 @dataclass
 class Dhcp:
-    """What the handlers work on: the driver and the agent's locks."""
+    """What the handlers work on: the driver, the agent's locks, and the adds that
+    queue for one namespace, done together (one hosts file write and reload)."""
 
     driver: FlatDhcp
     locks: NamedLocks
+    adds: GroupCommit[list[DhcpEntry], NamespaceStatus]
 
 
 def register(agent: Agent, data_dir: Path) -> FlatDhcp:
     """Serve the endpoints; re-adopt (or restore) the namespaces of a previous run."""
     driver = FlatDhcp(data_dir)
     driver.adopt()
-    agent.include(routes, Dhcp(driver, agent.locks))
+
+    def add(ns: str, batches: list[list[DhcpEntry]]) -> list[NamespaceStatus]:
+        status = driver.apply(ns, [e for entries in batches for e in entries])
+        return [status] * len(batches)
+
+    adds = GroupCommit(lambda ns: hold_namespaces(agent.locks, ns), add)
+    agent.include(routes, Dhcp(driver, agent.locks, adds))
     return driver
 
 
@@ -62,6 +72,9 @@ def _apply_all(dhcp: Dhcp, commands: list[tuple[str, ApplyDhcpCmd]]) -> DhcpRepl
                 plan.setdefault(ns, (False, []))[1].extend(entries)
     reply = DhcpReply()
     for ns, (rebuild, entries) in plan.items():
+        if not rebuild:
+            reply.namespaces[ns] = dhcp.adds.submit(ns, entries)
+            continue
         with hold_namespaces(dhcp.locks, ns):
             reply.namespaces[ns] = dhcp.driver.apply(ns, entries, rebuild)
     return reply

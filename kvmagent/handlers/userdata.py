@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentlib.agent import Agent
+from agentlib.errors import AgentError
+from agentlib.groupcommit import GroupCommit
 from agentlib.locks import NamedLocks
 from agentlib.routes import Routes
 from kvmagent.drivers.dhcp import FlatDhcp, hold_namespaces
@@ -26,10 +28,13 @@ routes = Routes()
 
 @dataclass
 class Userdata:
-    """What the handlers work on: the metadata service and the agent's locks."""
+    """What the handlers work on: the metadata service, the agent's locks, and the
+    single VMs' applies that queue for one namespace, done together (one ensure of its
+    address, rules and server)."""
 
     service: MetadataService
     locks: NamedLocks
+    adds: GroupCommit[tuple[str, UserdataTO], int]
 
 
 def register(agent: Agent, data_dir: Path, dhcp: FlatDhcp) -> MetadataService:
@@ -38,7 +43,25 @@ def register(agent: Agent, data_dir: Path, dhcp: FlatDhcp) -> MetadataService:
     service = MetadataService(data_dir, dhcp)
     service.adopt()
     dhcp.before_delete(service.cleanup)
-    agent.include(routes, Userdata(service, agent.locks))
+
+    def add(ns: str, items: list[tuple[str, UserdataTO]]) -> list[int | BaseException]:
+        """The VMs checked (one by one if any is refused: its error is its own
+        request's), then one write."""
+        checked: list[list[dict] | BaseException] = []
+        try:
+            checked = [[r] for r in service.records(ns, items)]
+        except AgentError:
+            for item in items:
+                try:
+                    checked.append(service.records(ns, [item]))
+                except AgentError as exc:
+                    checked.append(exc)
+        records = [r for c in checked if isinstance(c, list) for r in c]
+        pid = service.write(ns, records) if records else 0
+        return [c if isinstance(c, BaseException) else pid for c in checked]
+
+    adds = GroupCommit(lambda ns: hold_namespaces(agent.locks, ns), add)
+    agent.include(routes, Userdata(service, agent.locks, adds))
     return service
 
 
@@ -59,7 +82,8 @@ def _apply_all(ud: Userdata, items: list[tuple[str, UserdataTO]],
 @routes.sync("/flatnetworkprovider/userdata/apply")
 def apply(ud: Userdata, cmd: ApplyUserdataCmd) -> UserdataReply:
     """Serve this VM's metadata and user data at 169.254.169.254 (add or replace)."""
-    return _apply_all(ud, [("userdata", cmd.userdata)], rebuild=False)
+    ns = cmd.userdata.namespace_name
+    return UserdataReply(server_pids={ns: ud.adds.submit(ns, ("userdata", cmd.userdata))})
 
 
 @routes.sync("/flatnetworkprovider/userdata/batchapply")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -155,6 +156,36 @@ def test_vm_reads_its_own_metadata_and_never_anothers(host):
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert "169.254.169.254" not in host.ebtables()
     assert fetch(nic1, "/latest/meta-data/instance-id", timeout=2)[0] == "unreachable"
+
+
+def test_vms_applied_at_once_are_all_served_and_a_refused_one_fails_alone(host):
+    """Single-VM applies that arrive together for one namespace are done together
+    (agentlib/groupcommit.py): every lease and every VM's metadata is in place, bound
+    by its rules, and the one VM without a DHCP entry is refused on its own."""
+    vms = [(f"52:54:00:43:01:{i:02x}", f"10.43.0.{100 + i}", uuid.uuid4().hex)
+           for i in range(24)]
+    with ThreadPoolExecutor(len(vms) + 1) as pool:
+        replies = list(pool.map(lambda v: host.post("/flatnetworkprovider/dhcp/apply", {
+            "dhcp": [{"namespaceName": NS, "bridgeName": DATA_BRIDGE, "mac": v[0],
+                      "ip": v[1], "netmask": NETMASK}]}).json(), vms))
+        assert all(r["success"] for r in replies), replies
+        leases = {lease.mac: lease.ip for lease in host.dnsmasq(NS).read_hosts()}
+        assert {mac: leases.get(mac) for mac, _, _ in vms} == {mac: ip for mac, ip, _ in vms}
+        bodies = [userdata(ip, vm, f"vm{i}", f"data {i}") for i, (_, ip, vm) in enumerate(vms)]
+        bodies.append(userdata("10.43.0.250", uuid.uuid4().hex, "stranger", "x"))
+        *good, bad = pool.map(lambda b: host.post("/flatnetworkprovider/userdata/apply",
+                                                  {"userdata": b}).json(), bodies)
+    assert all(r["success"] for r in good), good
+    assert len({r["serverPids"][NS] for r in good}) == 1
+    assert not bad["success"] and "vmIp" in bad["error"], bad
+    served = {p.stem for p in (host.data_dir / "metadata" / NS / "vms").glob("*.json")}
+    assert served == {ip for _, ip, _ in vms}
+    rules = host.ebtables()
+    assert all(f"--ip-src {ip} -j DROP" in rules for _, ip, _ in vms), rules
+    mac, ip, vm = vms[-1]
+    nic = vm_nic(host, "u9", mac, ip)
+    assert fetch(nic, "/latest/meta-data/instance-id") == ("200", vm)
+    assert fetch(nic, "/latest/user-data") == ("200", f"data {len(vms) - 1}")
 
 
 def test_bad_input_is_refused_naming_the_field(host):
