@@ -135,12 +135,13 @@ class MetadataService:
             jsonfile.write(vm_file(self.dir(namespace), r["vmIp"]), r)
         return self.ensure(namespace)
 
-    def release(self, namespace: str, vm_ip: str) -> int | None:
-        """Stop serving ``vm_ip`` (absent is fine)."""
-        path = vm_file(self.dir(namespace), vm_ip)
-        if not path.exists():
+    def release(self, namespace: str, *vm_ips: str) -> int | None:
+        """Stop serving ``vm_ips`` (absent ones are fine)."""
+        gone = [p for p in (vm_file(self.dir(namespace), ip) for ip in vm_ips) if p.exists()]
+        if not gone:
             return self.pid(namespace)
-        path.unlink()
+        for path in gone:
+            path.unlink()
         return self.ensure(namespace) if self.dhcp.namespace(namespace) else None
 
     def cleanup(self, namespace: str) -> None:

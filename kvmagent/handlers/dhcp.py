@@ -38,12 +38,14 @@ routes = Routes()
 
 @dataclass
 class Dhcp:
-    """What the handlers work on: the driver, the agent's locks, and the adds that
-    queue for one namespace, done together (one hosts file write and reload)."""
+    """What the handlers work on: the driver, the agent's locks, and the adds and the
+    releases that queue for one namespace, each done together (one hosts file write
+    and reload)."""
 
     driver: FlatDhcp
     locks: NamedLocks
     adds: GroupCommit[list[DhcpEntry], NamespaceStatus]
+    removes: GroupCommit[list[str], NamespaceStatus]
 
 
 def register(agent: Agent, data_dir: Path) -> FlatDhcp:
@@ -55,8 +57,14 @@ def register(agent: Agent, data_dir: Path) -> FlatDhcp:
         status = driver.apply(ns, [e for entries in batches for e in entries])
         return [status] * len(batches)
 
-    adds = GroupCommit(lambda ns: hold_namespaces(agent.locks, ns), add)
-    agent.include(routes, Dhcp(driver, agent.locks, adds))
+    def remove(ns: str, batches: list[list[str]]) -> list[NamespaceStatus]:
+        return [driver.release(ns, [m for macs in batches for m in macs])] * len(batches)
+
+    def lock(ns: str):
+        return hold_namespaces(agent.locks, ns)
+
+    agent.include(routes, Dhcp(driver, agent.locks, GroupCommit(lock, add),
+                               GroupCommit(lock, remove)))
     return driver
 
 
@@ -125,8 +133,7 @@ def release(dhcp: Dhcp, cmd: ReleaseDhcpCmd) -> DhcpReply:
         groups.setdefault(ref.namespace_name, []).append(ref.mac)
     reply = DhcpReply()
     for ns, macs in groups.items():
-        with hold_namespaces(dhcp.locks, ns):
-            reply.namespaces[ns] = dhcp.driver.release(ns, macs)
+        reply.namespaces[ns] = dhcp.removes.submit(ns, macs)
     return reply
 
 

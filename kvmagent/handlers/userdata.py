@@ -29,12 +29,13 @@ routes = Routes()
 @dataclass
 class Userdata:
     """What the handlers work on: the metadata service, the agent's locks, and the
-    single VMs' applies that queue for one namespace, done together (one ensure of its
-    address, rules and server)."""
+    single VMs' applies and releases that queue for one namespace, each done together
+    (one ensure of its address, rules and server)."""
 
     service: MetadataService
     locks: NamedLocks
     adds: GroupCommit[tuple[str, UserdataTO], int]
+    removes: GroupCommit[str, int | None]
 
 
 def register(agent: Agent, data_dir: Path, dhcp: FlatDhcp) -> MetadataService:
@@ -60,8 +61,14 @@ def register(agent: Agent, data_dir: Path, dhcp: FlatDhcp) -> MetadataService:
         pid = service.write(ns, records) if records else 0
         return [c if isinstance(c, BaseException) else pid for c in checked]
 
-    adds = GroupCommit(lambda ns: hold_namespaces(agent.locks, ns), add)
-    agent.include(routes, Userdata(service, agent.locks, adds))
+    def remove(ns: str, vm_ips: list[str]) -> list[int | None]:
+        return [service.release(ns, *vm_ips)] * len(vm_ips)
+
+    def lock(ns: str):
+        return hold_namespaces(agent.locks, ns)
+
+    agent.include(routes, Userdata(service, agent.locks, GroupCommit(lock, add),
+                                   GroupCommit(lock, remove)))
     return service
 
 
@@ -96,8 +103,7 @@ def batch_apply(ud: Userdata, cmd: BatchApplyUserdataCmd) -> UserdataReply:
 @routes.sync("/flatnetworkprovider/userdata/release")
 def release(ud: Userdata, cmd: ReleaseUserdataCmd) -> UserdataReply:
     """Stop serving this VM (absent is fine)."""
-    with hold_namespaces(ud.locks, cmd.namespace_name):
-        pid = ud.service.release(cmd.namespace_name, cmd.vm_ip)
+    pid = ud.removes.submit(cmd.namespace_name, cmd.vm_ip)
     return UserdataReply(server_pids={cmd.namespace_name: pid} if pid else {})
 
 
