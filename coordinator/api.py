@@ -2,7 +2,7 @@
 
 ``POST /api/<ApiName>`` with a JSON body; the body is validated against the API's
 message model (a 400 naming the field), then the handler runs. APIs that drive agents
-(VM creation, image download...) are *long*: they run as jobs with a timeout (seed
+(VM creation, image download...) are *long*: they run as jobs with a timeout (ZStack
 1.1's API timeout framework; the default can be changed per API with the global config
 ``apiTimeout/<ApiName>``), and the caller either waits for the reply or takes the job
 uuid and polls ``GET /api/result/<jobUuid>``.
@@ -20,7 +20,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 
-LONG_API_TIMEOUT = "3h"  # seed 1.1: every long API defaults to 3 hours
+LONG_API_TIMEOUT = "3h"  # ZStack 1.1: every long API defaults to 3 hours
 
 
 class ApiError(Exception):

@@ -1,5 +1,5 @@
 """``zfleet <ApiName> key=value ...`` and ``zfleet shell``: the coordinator's API from a
-terminal, in the seeds' CLI style.
+terminal, in ZStack's CLI style.
 
 Values are coerced by the API's own schema (from ``GET /api``): a list field takes
 ``a,b,c``; numbers and booleans are parsed; ``systemTags``/``userTags`` take one tag per

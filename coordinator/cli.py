@@ -1,6 +1,6 @@
 """zfleet: the operator's command line.
 
-The coordinator's API, in the seeds' CLI style (``--url`` or ZFLEET_URL, default
+The coordinator's API, in ZStack's CLI style (``--url`` or ZFLEET_URL, default
 http://127.0.0.1:8080):
 
   zfleet CreateZone name=zone1

@@ -1,4 +1,4 @@
-"""Online database backups (seed 1.2's ``dump_mysql --file-name --keep-amount``): a
+"""Online database backups (ZStack 1.2's ``dump_mysql --file-name --keep-amount``): a
 consistent copy of the live sqlite file through sqlite's backup API while the
 coordinator keeps writing, older backups beyond a count removed; and restore.
 

@@ -1,4 +1,4 @@
-"""Global configs (UpdateGlobalConfig / QueryGlobalConfig), named as in the seeds.
+"""Global configs (UpdateGlobalConfig / QueryGlobalConfig), named as in ZStack.
 
 Every config has a category, a name, a default and a check; the database holds the
 current value, so a change survives a restart. Sizes accept ZStack's suffixes
@@ -115,7 +115,7 @@ DEFINITIONS: list[ConfigDef] = [
 
 class GlobalConfig:
     def __init__(self, db: Database, long_apis: dict[str, str] | None = None):
-        """``long_apis``: API name -> default timeout (seed 1.1: 3h for long APIs); each
+        """``long_apis``: API name -> default timeout (ZStack 1.1: 3h for long APIs); each
         becomes the config ``apiTimeout/<ApiName>``."""
         self.db = db
         self.defs = {(d.category, d.name): d for d in DEFINITIONS}

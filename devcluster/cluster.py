@@ -26,7 +26,7 @@ from devcluster.simhost import SimHost
 
 PREFIX = "zf"
 MGMT_SUBNET = "10.99.0.0/24"
-DEMO_USERDATA = "#cloud-config\\nhostname: demo"  # one line, as the seeds' CLI sends it
+DEMO_USERDATA = "#cloud-config\\nhostname: demo"  # one line, as ZStack's CLI sends it
 ROOT_SERVICES = ("coordinator", "cephagent", "sftpbsagent", "vragent", "consoleproxy")
 OSD_BYTES = 8 << 30  # a sparse file: the cloud's Ceph capacity, not disk taken up front
 DATA = ("devcluster.json", "services.json", "ceph", "hosts", "data", "log")  # reset removes

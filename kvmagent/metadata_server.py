@@ -6,10 +6,10 @@ by source address and reads ``<dir>/vms/<ip>.json`` on every request (the agent
 replaces those files atomically), so it never needs a reload. It writes its pid file
 once it listens: the agent waits for that file to know it is serving.
 
-Paths are those a stock cloud-init 22.4 Ec2 datasource asks for (PROTOCOL.md): the dated
+Paths are those a stock cloud-init 22.4 Ec2 datasource asks for: the dated
 versions it probes and ``latest``, directory listings, ``PUT /latest/api/token``. The
 same tree is served on the DHCP server's address too: cloud-init's CloudStack datasource
-(seed 1.0) reads ``http://<DHCP server>/latest/...`` with the same layout.
+(ZStack 1.0) reads ``http://<DHCP server>/latest/...`` with the same layout.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dir", required=True, type=Path)
     p.add_argument("--listen", action="append", required=True,
                    help="address:port (repeat: 169.254.169.254 for Ec2, the DHCP server's "
-                   "address for seed 1.0's CloudStack-style datasource)")
+                   "address for ZStack 1.0's CloudStack-style datasource)")
     args = p.parse_args(argv)
     Handler.state_dir = args.dir
     servers = []

@@ -1,4 +1,4 @@
-"""Real-time VM state capture (seed 1.0, "VM状态实时捕获").
+"""Real-time VM state capture (ZStack 1.0, "VM状态实时捕获").
 
 A change the agent did not cause (``virsh destroy``, a guest powering itself off or
 rebooting, qemu killed) is reported to the coordinator at once. Changes the agent makes

@@ -1,4 +1,4 @@
-"""VIPs and distributed EIPs (seed 1.2's flat network provider): an EIP lives on the
+"""VIPs and distributed EIPs (ZStack 1.2's flat network provider): an EIP lives on the
 host of its VM, in a namespace the kvmagent makes there, and moves with the VM.
 
 A VIP is an address of a public L3; an EIP binds it to a VM NIC. The EIP is applied on

@@ -1,4 +1,4 @@
-"""What the deletion policies of VMs, volumes and images share (seed 1.0): each category
+"""What the deletion policies of VMs, volumes and images share (ZStack 1.0): each category
 has ``deletionPolicy`` (Direct, Delay, Never), ``expungePeriod`` and ``expungeInterval``
 global configs, and a scan every interval expunges what was deleted more than a period
 ago, except under policy Never (there only the Expunge APIs remove the bits).

@@ -1,4 +1,4 @@
-"""Garbage collection (seed 1.1): agent work that cannot be done now is kept, not lost.
+"""Garbage collection (ZStack 1.1): agent work that cannot be done now is kept, not lost.
 
 When a VM (or its volume) is deleted while its host's agent is unreachable, the
 database changes at once and each host command that could not be sent becomes a

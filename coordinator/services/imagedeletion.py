@@ -1,4 +1,4 @@
-"""Deleting images by the deletion policy (seed 1.0), copy by copy: DeleteImage
+"""Deleting images by the deletion policy (ZStack 1.0), copy by copy: DeleteImage
 ``{uuid, backupStorageUuids?}`` (default: every backup storage the image is on) follows
 ``image/deletionPolicy``. Direct deletes the bits there and drops those copies; the
 image leaves the inventory with its last copy. Delay (the default) and Never mark the

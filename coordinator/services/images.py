@@ -1,4 +1,4 @@
-"""Images: AddImage downloads a URL into each named backup storage (long: seed 1.1
+"""Images: AddImage downloads a URL into each named backup storage (long: ZStack 1.1
 gives it 3 hours), then the image is Ready with its size and md5. Deleting, recovering
 and expunging images: :mod:`coordinator.services.imagedeletion`."""
 

@@ -1,4 +1,4 @@
-"""Local storage volume migration (seed 1.0): move a stopped VM's root volume (or a detached
+"""Local storage volume migration (ZStack 1.0): move a stopped VM's root volume (or a detached
 data volume) on local storage to another host of the storage's clusters; the VM then
 starts there. The source host's kvmagent copies the volume with its backing chain (the
 image cache) over ssh; the coordinator first authorizes that agent's key on the

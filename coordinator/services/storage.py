@@ -1,8 +1,8 @@
-"""Primary and backup storages: Ceph (seed 0.9: one cluster as both, copy-on-write
+"""Primary and backup storages: Ceph (ZStack 0.9: one cluster as both, copy-on-write
 everywhere), local primary storage and SFTP backup storage; attaching them.
 
 A Ceph storage is driven through the cephagent on one of its mons (``monUrls``,
-seed 0.9's ``sshUser:sshPassword@monIp[:sshPort][/?monPort=N]``), an SFTP backup
+ZStack 0.9's ``sshUser:sshPassword@monIp[:sshPort][/?monPort=N]``), an SFTP backup
 storage through the sftpbsagent on its host; passwords are for deployment only and
 never stored. What VM flows need of them is in :mod:`coordinator.services.rootvolumes`.
 """

@@ -1,4 +1,4 @@
-"""Destroying VMs by the deletion policy (seed 1.0): ``vm/deletionPolicy`` Direct
+"""Destroying VMs by the deletion policy (ZStack 1.0): ``vm/deletionPolicy`` Direct
 removes everything at once; Delay (the default) stops the VM, frees its host and
 keeps its volumes and addresses as a Destroyed VM that RecoverVmInstance brings back
 (Stopped) until the expunger removes it ``vm/expungePeriod`` seconds later (checked

@@ -1,6 +1,6 @@
 """What a host says of its VMs on its own: a report (a guest powered off, qemu crashed, a
 VM started by hand) or, on its connect, the VMs it runs (``/vm/vmsync``). The VM's row
-follows at once (seed 0.9's real-time state capture, not a poll), and so does the
+follows at once (ZStack 0.9's real-time state capture, not a poll), and so does the
 capacity its host lends it; a NeverStop VM that stopped on its own is started again.
 """
 

@@ -42,7 +42,7 @@ def _mac() -> str:
 
 
 def _userdata(system_tags: list[str]) -> str | None:
-    """The ``userdata::`` tag; a one-line value with literal ``\\n`` (as the seeds' CLI
+    """The ``userdata::`` tag; a one-line value with literal ``\\n`` (as ZStack's CLI
     examples give it) gets its newlines back."""
     values = tags(system_tags, "userdata")
     if not values:

@@ -1,4 +1,4 @@
-"""Deleting data volumes by the deletion policy (seed 1.0): ``volume/deletionPolicy``
+"""Deleting data volumes by the deletion policy (ZStack 1.0): ``volume/deletionPolicy``
 Direct removes the bits and the row at once; Delay (the default) marks the volume
 Deleted and keeps its bits (it cannot be attached) for RecoverDataVolume until the
 expunger removes it ``volume/expungePeriod`` seconds later (checked every

@@ -3,7 +3,7 @@
 Each DHCP namespace on a host is joined to the L3's bridge by a veth pair and runs its
 own dnsmasq; every host uses the same DHCP server IP for an L3, and ebtables rules on the
 bridge's uplink keep each host's DHCP (and ARP for the server IP) on that host, so a
-host's dnsmasq only ever answers the VMs on that host (ENVIRONMENT.md: without them a
+host's dnsmasq only ever answers the VMs on that host (without them, measured here, a
 VM took a stale address from a neighbour).
 
 Names are derived from the namespace name (ZStack's ``<bridge>_<l3 uuid>``), so they are

@@ -13,8 +13,8 @@ see :func:`ebtables_rules`):
 - ``arpreply``: the VM's ARP for its gateway is answered with the namespace's MAC, on the
   bridge, before the request floods anywhere;
 - the private veth reaches only the VM's port, and only the VM's port reaches it (not
-  other VMs, not the host itself): without this (missing from the classic design,
-  ENVIRONMENT.md) the namespace's ARP requests, sent from the gateway IP, overwrite other
+  other VMs, not the host itself): without this (missing from the classic design)
+  the namespace's ARP requests, sent from the gateway IP, overwrite other
   VMs' gateway entry, it answers their gateway ARP, and they could route through it.
 
 Inside the namespace ``arp_ignore=1`` keeps each side from answering ARP for the other

@@ -8,7 +8,7 @@ JSON file per VM, keyed by the VM's IP, under ``<data dir>/metadata/<namespace>/
 
 On the host, ebtables chains ``ZM-<hash>``:
 - nat PREROUTING: IPv4 from the L3 to 169.254.169.254 goes to the namespace's MAC, so a
-  VM routing it via its gateway reaches the service (ENVIRONMENT.md);
+  VM routing it via its gateway reaches the service;
 - filter FORWARD: ARP for 169.254.169.254 never crosses the uplink (each host answers its
   own VMs), and the IP of each VM applied here is bound to its NIC's MAC for IPv4 and
   ARP into the namespace (the service is also on the DHCP server's address): a VM

@@ -10,7 +10,7 @@ failure removes every file and directory the migration made there; the source is
 changed. A base file already on the destination with the same bytes (an image cache
 shared by several volumes) is reused, not copied; anything else in the way is refused.
 
-The rules of the seed are checked against libvirt first: a root volume moves only
+ZStack's rules are checked against libvirt first: a root volume moves only
 while its VM is stopped, a data volume only while no VM has it attached.
 """
 
@@ -120,7 +120,7 @@ def plan(volumes: list[Volume]) -> Plan:
 
 def refuse_in_use(conn: libvirt.virConnect, tops: list[Path], vm_uuid: str | None,
                   volume_type: str | None) -> None:
-    """The seed's rules: a root volume's VM must be stopped; a data volume detached.
+    """ZStack's rules: a root volume's VM must be stopped; a data volume detached.
     Any volume a running domain has as a disk, or any process writes, is refused."""
     try:
         if vm_uuid and volume_type == "root":

@@ -1,4 +1,4 @@
-"""Hot-plug on running VMs: data volumes, NICs, and ISO media (seed 1.0, "ISO API").
+"""Hot-plug on running VMs: data volumes, NICs, and ISO media (ZStack 1.0, "ISO API").
 
 Each command holds the VM's lock (as lifecycle commands do), checks on this host what
 the model cannot (the volume file, the bridge, the ISO file exist), and is idempotent:

@@ -26,7 +26,7 @@ class MigrateVolumeCmd(AgentCommand):
     files they share are copied once). Each file goes to the same path relative to
     ``dstStorageRoot`` (default: the source's own local storage root, ZStack's layout:
     the same root on every host); ``dstInstallPath`` moves a single volume's own file
-    elsewhere under that root. With ``vmUuid`` and ``volumeType`` the seed's rules are
+    elsewhere under that root. With ``vmUuid`` and ``volumeType`` ZStack's rules are
     enforced by name: root only while the VM is stopped, data only while detached.
     """
 

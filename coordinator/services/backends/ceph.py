@@ -1,4 +1,4 @@
-"""Ceph as primary and backup storage (seed 0.9), driven through the cephagent of the
+"""Ceph as primary and backup storage (ZStack 0.9), driven through the cephagent of the
 first mon that answers. The image is copied inside the cluster from the backup
 storage's pool to the cache pool, snapshotted and protected; root volumes are
 copy-on-write clones of it. A Ceph backup storage serves only the primary storages of

@@ -11,7 +11,7 @@ from tests.fixtures.coordinator import GUEST_NET
 
 pytestmark = pytest.mark.integration
 
-USERDATA = "#cloud-config\\nhostname: from-userdata"  # one line, as the seeds' CLI sends it
+USERDATA = "#cloud-config\\nhostname: from-userdata"  # one line, as ZStack's CLI sends it
 
 
 def test_a_vm_is_created_boots_with_its_ip_and_user_data_and_goes_through_its_life(cloud):

@@ -1,4 +1,4 @@
-"""Deletion policies of data volumes and images (seed 1.0) against real storage: a
+"""Deletion policies of data volumes and images (ZStack 1.0) against real storage: a
 coordinator served on loopback drives the session cluster's cephagent (Ceph primary and
 backup storage) and an sftpbsagent (files under a directory). What is checked is what
 Ceph and the disk hold: kept after a Delay or Never delete, usable again after recover,

@@ -76,7 +76,7 @@ def test_vm_boots_with_an_rbd_clone_as_root_disk(rbd_clone, kvm_host):
 
 def test_vm_boots_from_a_clone_of_an_image_imported_through_cephagent(
         ceph_on_host_network, kvm_host, tmp_path):
-    """The seed 0.9 path end to end: cephagent downloads a qcow2 into the backup storage
+    """The ZStack 0.9 path end to end: cephagent downloads a qcow2 into the backup storage
     pool (converted to raw), commits a snapshot of it, clones it copy-on-write into the
     primary storage's root volume pool, and the VM boots from that clone with the cephx
     key the primary storage's init answered."""

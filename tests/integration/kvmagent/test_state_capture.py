@@ -1,4 +1,4 @@
-"""Seed 1.0's real-time state capture: changes the agent did not make are reported at
+"""ZStack 1.0's real-time state capture: changes the agent did not make are reported at
 once; the agent and libvirtd can restart without losing the running VMs."""
 
 import os

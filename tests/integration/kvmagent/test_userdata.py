@@ -115,7 +115,7 @@ def test_vm_reads_its_own_metadata_and_never_anothers(host):
     assert fetch(nic2, "/latest/user-data") == ("200", "#cloud-config\nsecret: two\n")
     assert fetch(nic2, "/latest/meta-data/")[1] == "instance-id\nlocal-hostname\nlocal-ipv4"
     assert fetch(nic2, "/latest/meta-data/public-keys/")[0] == "404"
-    # seed 1.0's CloudStack-style datasource: the same tree at the DHCP server's address
+    # ZStack 1.0's CloudStack-style datasource: the same tree at the DHCP server's address
     assert fetch(nic1, "/latest/user-data", server=SERVER) == (
         "200", "#cloud-config\nsecret: one\n")
 

@@ -88,4 +88,4 @@ def test_global_configs_are_checked_and_persist(coordinator):
     assert coordinator.ctx.gconf.get("kvm", "reservedMemory") == 1 << 30
     timeouts = coordinator.query("QueryGlobalConfig", category="apiTimeout")
     assert {"AddImage", "CreateVmInstance"} <= {t["name"] for t in timeouts}
-    assert all(t["value"] == "3h" for t in timeouts)  # seed 1.1's default
+    assert all(t["value"] == "3h" for t in timeouts)  # ZStack 1.1's default
