@@ -76,6 +76,24 @@ class ImageCaches(Repo[ImageCache]):
         rows = self.where(where, params)
         return rows[0] if rows else None
 
+    def forget(self, ps_uuid: str, host_key: str, image_uuid: str) -> None:
+        """Drop the image's cache row on ``ps_uuid`` for ``host_key``."""
+        with self.db.tx():
+            self.db.conn().execute("DELETE FROM image_cache WHERE ps_uuid = ? AND "
+                                   "host_uuid = ? AND image_uuid = ?",
+                                   (ps_uuid, host_key, image_uuid))
+
+    def copy_to_host(self, cache: dict, host_uuid: str, uuid: str) -> None:
+        """The same cache, Ready for ``host_uuid`` too (a volume's backing file went
+        along with it); one there already stays."""
+        with self.db.tx():
+            self.db.conn().execute(
+                "INSERT OR IGNORE INTO image_cache (uuid, ps_uuid, host_uuid, image_uuid, "
+                "install_path, status, size, created, updated) VALUES (?, ?, ?, ?, ?, "
+                "'Ready', ?, ?, ?)", (uuid, cache["ps_uuid"], host_uuid, cache["image_uuid"],
+                                      cache["install_path"], cache["size"], cache["created"],
+                                      cache["updated"]))
+
 
 class ImageCopies:
     """The ``image_bs`` rows, keyed by (image, backup storage)."""
@@ -101,6 +119,14 @@ class ImageCopies:
         """Copies in ``status`` not changed after ``before`` (the expunger's scan)."""
         return [from_row(ImageCopy, r) for r in self.db.find(
             self.table, "status = ? AND updated <= ? ORDER BY image_uuid", (status, before))]
+
+    def ready_on(self, image_uuid: str, bs_where: str, params: tuple) -> list[tuple[str, str]]:
+        """(backup storage uuid, path) of the image's Ready copies on the backup storages
+        matching ``bs_where`` (a condition on ``b``, the backup_storage row)."""
+        return [tuple(r) for r in self.db.conn().execute(
+            "SELECT b.uuid, r.install_path FROM image_bs r JOIN backup_storage b ON "
+            f"b.uuid = r.bs_uuid WHERE r.image_uuid = ? AND r.status = 'Ready' AND "
+            f"{bs_where}", (image_uuid, *params))]
 
     def insert(self, copy: ImageCopy) -> None:
         with self.db.tx() as db:

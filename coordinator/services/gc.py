@@ -23,6 +23,7 @@ from coordinator.api import ApiError
 from coordinator.clients.endpoint import Call
 from coordinator.context import Context
 from coordinator.db import new_uuid
+from coordinator.repos.gcjobs import GcJobs
 from coordinator.services import backends
 from coordinator.services.hosts import kvm
 from coordinator.services.storageagents import StorageUnreachable
@@ -177,9 +178,7 @@ def run_all(ctx: Context) -> None:
     """The time-based round: every storage and host with pending jobs (deleted ones' jobs
     cancelled)."""
     run_storages(ctx)
-    hosts = {r[0] for r in ctx.db.conn().execute(
-        "SELECT DISTINCT host_uuid FROM gc_job WHERE status = 'Pending' AND host_uuid != ''")}
-    for host_uuid in sorted(hosts):
+    for host_uuid in GcJobs(ctx.db).hosts_with_pending():
         connected = ctx.db.find("host", "uuid = ? AND status = 'Connected'", (host_uuid,))
         if connected or not ctx.db.find("host", "uuid = ?", (host_uuid,)):
             run_host(ctx, host_uuid)

@@ -18,6 +18,7 @@ import logging
 
 from coordinator.api import ApiError
 from coordinator.context import Context
+from coordinator.repos.images import ImageCopies
 from coordinator.services import backends, expunger, gc
 from coordinator.services.lookup import require
 
@@ -81,9 +82,7 @@ def _expunge(ctx: Context, image: dict, refs: list[dict]) -> bool:
             call = backends.backup(bs).delete_command(path)
             gc.storage_call(ctx, bs, "bs", call.path, call.body,
                             f"delete image {image['uuid']} from {bs['name']}")
-        with ctx.db.tx():
-            ctx.db.conn().execute("DELETE FROM image_bs WHERE image_uuid = ? AND bs_uuid = ?",
-                                  (image["uuid"], ref["bs_uuid"]))
+        ImageCopies(ctx.db).delete(image["uuid"], ref["bs_uuid"])
         log.info("image %s (%s) expunged from backup storage %s", image["name"],
                  image["uuid"], bs["name"])
     return _settle(ctx, ctx.db.get("image", image["uuid"]))
@@ -103,10 +102,8 @@ def _expunge_deleted(ctx: Context, uuid: str, bs_uuids: list[str] | None,
 def _due(ctx: Context, before: float) -> list[dict]:
     """Images with copies Deleted at or before ``before``, and those copies."""
     due: dict[str, list[str]] = {}
-    for image_uuid, bs_uuid in ctx.db.conn().execute(
-            "SELECT image_uuid, bs_uuid FROM image_bs WHERE status = 'Deleted' AND "
-            "updated <= ? ORDER BY image_uuid", (before,)):
-        due.setdefault(image_uuid, []).append(bs_uuid)
+    for copy in ImageCopies(ctx.db).in_status_since("Deleted", before):
+        due.setdefault(copy.image_uuid, []).append(copy.bs_uuid)
     return [{"uuid": image, "bs_uuids": copies} for image, copies in due.items()]
 
 

@@ -13,6 +13,7 @@ from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.db import new_uuid
 from coordinator.jobs import Deadline
+from coordinator.repos.images import ImageCaches
 from coordinator.services import backends
 from coordinator.services.lookup import require
 
@@ -52,13 +53,7 @@ def migrate_volume(ctx: Context, volume: dict, dest: dict, deadline: Deadline) -
         for cache in ctx.db.find("image_cache", "ps_uuid = ? AND host_uuid = ? AND "
                                  "image_uuid = ?", (ps["uuid"], source["uuid"],
                                                     volume["root_image_uuid"] or "")):
-            ctx.db.conn().execute("INSERT OR IGNORE INTO image_cache (uuid, ps_uuid, "
-                                  "host_uuid, image_uuid, install_path, status, size, "
-                                  "created, updated) VALUES (?, ?, ?, ?, ?, 'Ready', ?, "
-                                  "?, ?)", (new_uuid(), ps["uuid"], dest["uuid"],
-                                            cache["image_uuid"], cache["install_path"],
-                                            cache["size"], cache["created"],
-                                            cache["updated"]))
+            ImageCaches(ctx.db).copy_to_host(cache, dest["uuid"], new_uuid())
     try:
         backend.delete_volume(ctx, volume["install_path"], source)
     except AgentCallError as exc:

@@ -11,6 +11,7 @@ from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.db import new_uuid
 from coordinator.jobs import Deadline
+from coordinator.repos.images import ImageCaches
 from coordinator.services import backends
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ def image_cache(ctx: Context, ps: dict, host: dict, image: dict, deadline: Deadl
         deadline.check("image cache")
         path = backend.cache_image(ctx, host, image, sources[0], deadline)
         with ctx.db.tx():
-            ctx.db.conn().execute("DELETE FROM image_cache WHERE ps_uuid = ? AND host_uuid = ? "
-                                  "AND image_uuid = ?", (ps["uuid"], host_key, image["uuid"]))
+            ImageCaches(ctx.db).forget(ps["uuid"], host_key, image["uuid"])
             ctx.db.insert("image_cache", {"uuid": new_uuid(), "ps_uuid": ps["uuid"],
                                           "host_uuid": host_key, "image_uuid": image["uuid"],
                                           "install_path": path, "status": "Ready",

@@ -17,6 +17,7 @@ from coordinator.agentclient import AgentCallError
 from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.monurl import parse_mon_url
+from coordinator.repos.storage import BsZones, PsClusters
 from coordinator.services.lookup import require
 from coordinator.services.rootvolumes import prepare_host
 from coordinator.services.storageagents import ceph_agent, sftp_agent
@@ -116,23 +117,17 @@ def attach_ps(ctx: Context, ps_uuid: str, cluster_uuid: str) -> None:
             prepare_host(ctx, ps, host)
         except AgentCallError as exc:
             raise ApiError(f"host {host['name']}: {exc}") from None
-    with ctx.db.tx():
-        ctx.db.conn().execute("INSERT OR IGNORE INTO ps_cluster VALUES (?, ?)",
-                              (ps["uuid"], cluster["uuid"]))
+    PsClusters(ctx.db).attach(ps["uuid"], cluster["uuid"])
 
 
 def detach_ps(ctx: Context, ps_uuid: str, cluster_uuid: str) -> None:
-    with ctx.db.tx():
-        ctx.db.conn().execute("DELETE FROM ps_cluster WHERE ps_uuid = ? AND "
-                              "cluster_uuid = ?", (ps_uuid, cluster_uuid))
+    PsClusters(ctx.db).detach(ps_uuid, cluster_uuid)
 
 
 def attach_bs(ctx: Context, bs_uuid: str, zone_uuid: str) -> None:
     require(ctx, "backup_storage", bs_uuid, "backupStorageUuid")
     require(ctx, "zone", zone_uuid, "zoneUuid")
-    with ctx.db.tx():
-        ctx.db.conn().execute("INSERT OR IGNORE INTO bs_zone VALUES (?, ?)",
-                              (bs_uuid, zone_uuid))
+    BsZones(ctx.db).attach(bs_uuid, zone_uuid)
 
 
 def add_mons(ctx: Context, table: str, uuid: str, mon_urls: list[str]) -> None:

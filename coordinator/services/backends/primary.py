@@ -9,6 +9,7 @@ from coordinator.clients.endpoint import Call
 from coordinator.clients.transport import Client
 from coordinator.context import Context
 from coordinator.jobs import Deadline
+from coordinator.repos.images import ImageCopies
 from coordinator.services.hosts import kvm
 
 
@@ -109,10 +110,7 @@ class PrimaryStorage:
 def image_copies(ctx: Context, image: dict, where: str, params: tuple) -> list[dict]:
     """The backup storages matching ``where`` (on ``b``) with a Ready copy of ``image``,
     each with its path there as ``image_path``."""
-    rows = ctx.db.conn().execute(
-        "SELECT b.uuid, r.install_path FROM image_bs r JOIN backup_storage b ON "
-        f"b.uuid = r.bs_uuid WHERE r.image_uuid = ? AND r.status = 'Ready' AND {where}",
-        (image["uuid"], *params)).fetchall()
+    rows = ImageCopies(ctx.db).ready_on(image["uuid"], where, params)
     return [{**ctx.db.get("backup_storage", uuid), "image_path": path} for uuid, path in rows]
 
 

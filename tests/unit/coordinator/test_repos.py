@@ -5,10 +5,12 @@ misspelled field is refused naming it, and each table group's queries."""
 import pytest
 
 from coordinator.db import Database, NotFound, new_uuid
+from coordinator.repos.gcjobs import GcJobs
 from coordinator.repos.hosts import Host, Hosts
 from coordinator.repos.images import ImageCache, ImageCaches, ImageCopies, ImageCopy, Images
 from coordinator.repos.networks import IpRanges, L2Networks, L3Networks, UsedIp, UsedIps
 from coordinator.repos.record import from_row
+from coordinator.repos.storage import BsZones, PsClusters
 from coordinator.repos.vms import Vm, VmNic, VmNics, Vms
 from coordinator.repos.volumes import Volume, Volumes
 
@@ -236,3 +238,54 @@ def test_image_copies_and_caches(db):
                              install_path="ceph://c/i@cache", status="Ready"))
     assert caches.lookup(ps, "", image, "Ready").install_path == "ceph://c/i@cache"
     assert caches.lookup(ps, new_uuid(), image) is None
+
+
+def test_ready_copies_caches_copied_to_a_host_and_forgotten(db):
+    image, ceph, sftp, ps = new_uuid(), new_uuid(), new_uuid(), new_uuid()
+    db.insert("image", {"uuid": image, "name": "img", "url": "http://x/i", "format": "qcow2"})
+    db.insert("backup_storage", {"uuid": ceph, "name": "c", "type": "Ceph", "url": "ceph",
+                                 "fsid": "f1"})
+    db.insert("backup_storage", {"uuid": sftp, "name": "s", "type": "SftpBackupStorage",
+                                 "url": "/bs"})
+    db.insert("primary_storage", {"uuid": ps, "name": "ps", "type": "LocalStorage",
+                                  "url": "/ps", "zone_uuid": ZONE})
+    copies = ImageCopies(db)
+    copies.insert(ImageCopy(image_uuid=image, bs_uuid=ceph, install_path="ceph://b/i",
+                            status="Ready"))
+    copies.insert(ImageCopy(image_uuid=image, bs_uuid=sftp, install_path="/bs/i"))
+    assert copies.ready_on(image, "b.fsid = ?", ("f1",)) == [(ceph, "ceph://b/i")]
+    assert copies.ready_on(image, "b.type = ?", ("SftpBackupStorage",)) == []  # not Ready
+    caches = ImageCaches(db)
+    host1, host2 = new_uuid(), new_uuid()
+    caches.insert(ImageCache(uuid=new_uuid(), ps_uuid=ps, image_uuid=image, host_uuid=host1,
+                             install_path="/ps/cache/i.qcow2", status="Ready", size=7))
+    cache = db.find("image_cache", "host_uuid = ?", (host1,))[0]
+    caches.copy_to_host(cache, host2, new_uuid())
+    caches.copy_to_host(cache, host2, new_uuid())  # there already: stays as it is
+    copied = caches.lookup(ps, host2, image, "Ready")
+    assert (copied.install_path, copied.size) == ("/ps/cache/i.qcow2", 7)
+    assert len(db.find("image_cache", "host_uuid = ?", (host2,))) == 1
+    caches.forget(ps, host1, image)
+    assert caches.lookup(ps, host1, image) is None and caches.lookup(ps, host2, image)
+
+
+def test_storage_attachments_and_pending_gc_hosts(db):
+    ps, bs, host = new_uuid(), new_uuid(), new_uuid()
+    db.insert("primary_storage", {"uuid": ps, "name": "ps", "type": "Ceph", "url": "ceph",
+                                  "zone_uuid": ZONE})
+    db.insert("backup_storage", {"uuid": bs, "name": "bs", "type": "Ceph", "url": "ceph"})
+    clusters = PsClusters(db)
+    clusters.attach(ps, CLUSTER)
+    clusters.attach(ps, CLUSTER)  # once
+    assert db.find("ps_cluster", "ps_uuid = ?", (ps,)) == [
+        {"ps_uuid": ps, "cluster_uuid": CLUSTER}]
+    clusters.detach(ps, CLUSTER)
+    assert db.find("ps_cluster", "ps_uuid = ?", (ps,)) == []
+    BsZones(db).attach(bs, ZONE)
+    BsZones(db).attach(bs, ZONE)
+    assert db.find("bs_zone", "bs_uuid = ?", (bs,)) == [{"bs_uuid": bs, "zone_uuid": ZONE}]
+    for host_uuid, status in ((host, "Pending"), (host, "Pending"), ("", "Pending"),
+                              (new_uuid(), "Done")):
+        db.insert("gc_job", {"uuid": new_uuid(), "name": "j", "host_uuid": host_uuid,
+                             "path": "/p", "body_json": "{}", "status": status})
+    assert GcJobs(db).hosts_with_pending() == [host]
