@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from coordinator.api import ApiError
 from coordinator.context import Context
 from coordinator.repos.hosts import Hosts
-from coordinator.repos.networks import L2Networks
+from coordinator.repos.networks import L2Clusters
 from coordinator.repos.vms import Vms
 
 ACTIVE_STATES = ("Starting", "Running", "Rebooting", "Migrating", "Stopping", "Paused",
@@ -67,7 +67,7 @@ def allocate(ctx: Context, need: Need, ps_ok) -> tuple[dict, dict]:
         raise ApiError("no Connected and Enabled host" + _scope(need))
     reasons: list[str] = []
     candidates: list[tuple[dict, dict]] = []
-    clusters_of_l2 = {l2: L2Networks(db).clusters(l2) for l2 in need.l2_uuids}
+    clusters_of_l2 = {l2: L2Clusters(db).of(l2) for l2 in need.l2_uuids}
     for host in hosts:
         missing = [l2 for l2, clusters in clusters_of_l2.items()
                    if host["cluster_uuid"] not in clusters]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coordinator.repos.record import Repo, json_column
+from coordinator.repos.record import Links, Repo, json_column
 
 
 @dataclass(frozen=True)
@@ -76,21 +76,11 @@ class L2Networks(Repo[L2Network]):
     table = "l2_network"
     record = L2Network
 
-    def clusters(self, uuid: str) -> set[str]:
-        """The clusters the L2 is attached to (``l2_cluster``)."""
-        return {r[0] for r in self.db.conn().execute(
-            "SELECT cluster_uuid FROM l2_cluster WHERE l2_uuid = ?", (uuid,))}
 
-    def attach(self, uuid: str, cluster_uuid: str) -> None:
-        """Attach the L2 to the cluster (once: attached already is fine)."""
-        with self.db.tx():
-            self.db.conn().execute("INSERT OR IGNORE INTO l2_cluster VALUES (?, ?)",
-                                   (uuid, cluster_uuid))
+class L2Clusters(Links):
+    """The clusters each L2 is attached to."""
 
-    def detach(self, uuid: str, cluster_uuid: str) -> None:
-        with self.db.tx():
-            self.db.conn().execute("DELETE FROM l2_cluster WHERE l2_uuid = ? AND "
-                                   "cluster_uuid = ?", (uuid, cluster_uuid))
+    table, left, right = "l2_cluster", "l2_uuid", "cluster_uuid"
 
 
 class L3Networks(Repo[L3Network]):

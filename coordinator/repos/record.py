@@ -76,3 +76,31 @@ class Repo(Generic[T]):
 
     def delete(self, uuid: str) -> None:
         self.db.delete(self.table, uuid)
+
+
+class Links:
+    """A table that links two kinds of row by their uuids (``l2_cluster``,
+    ``ps_cluster``, ``bs_zone``): ``left`` is attached to ``right`` once at most."""
+
+    table: ClassVar[str]
+    left: ClassVar[str]
+    right: ClassVar[str]
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def of(self, left_uuid: str) -> set[str]:
+        """The uuids ``left_uuid`` is attached to."""
+        return {r[0] for r in self.db.conn().execute(
+            f"SELECT {self.right} FROM {self.table} WHERE {self.left} = ?", (left_uuid,))}
+
+    def attach(self, left_uuid: str, right_uuid: str) -> None:
+        """Attach (attached already is fine)."""
+        with self.db.tx():
+            self.db.conn().execute(f"INSERT OR IGNORE INTO {self.table} ({self.left}, "
+                                   f"{self.right}) VALUES (?, ?)", (left_uuid, right_uuid))
+
+    def detach(self, left_uuid: str, right_uuid: str) -> None:
+        with self.db.tx():
+            self.db.conn().execute(f"DELETE FROM {self.table} WHERE {self.left} = ? AND "
+                                   f"{self.right} = ?", (left_uuid, right_uuid))

@@ -16,7 +16,7 @@ from coordinator.clients import kvmagent
 from coordinator.clients.endpoint import Call
 from coordinator.context import Context
 from coordinator.db import new_uuid
-from coordinator.repos.networks import L2Networks
+from coordinator.repos.networks import L2Clusters
 from coordinator.services.hosts import kvm
 from coordinator.services.lookup import require
 
@@ -131,11 +131,11 @@ def attach_l2(ctx: Context, l2_uuid: str, cluster_uuid: str) -> None:
         except Exception as exc:  # noqa: BLE001 - said with the host's name
             raise ApiError(f"host {host['name']}: cannot create bridge "
                            f"{bridge_name(l2)}: {exc}") from None
-    L2Networks(ctx.db).attach(l2_uuid, cluster_uuid)
+    L2Clusters(ctx.db).attach(l2_uuid, cluster_uuid)
 
 
 def detach_l2(ctx: Context, l2_uuid: str, cluster_uuid: str) -> None:
-    L2Networks(ctx.db).detach(l2_uuid, cluster_uuid)
+    L2Clusters(ctx.db).detach(l2_uuid, cluster_uuid)
 
 
 def delete_l2(ctx: Context, uuid: str) -> None:

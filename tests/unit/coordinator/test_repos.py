@@ -8,7 +8,14 @@ from coordinator.db import Database, NotFound, new_uuid
 from coordinator.repos.gcjobs import GcJobs
 from coordinator.repos.hosts import Host, Hosts
 from coordinator.repos.images import ImageCache, ImageCaches, ImageCopies, ImageCopy, Images
-from coordinator.repos.networks import IpRanges, L2Networks, L3Networks, UsedIp, UsedIps
+from coordinator.repos.networks import (
+    IpRanges,
+    L2Clusters,
+    L2Networks,
+    L3Networks,
+    UsedIp,
+    UsedIps,
+)
 from coordinator.repos.record import from_row
 from coordinator.repos.storage import BsZones, PsClusters
 from coordinator.repos.vms import Vm, VmNic, VmNics, Vms
@@ -205,13 +212,13 @@ def test_l2_cluster_attachments(db):
     l2 = new_uuid()
     db.insert("l2_network", {"uuid": l2, "name": "l2", "zone_uuid": ZONE,
                              "type": "L2NoVlanNetwork", "physical_interface": "eth0"})
-    l2s = L2Networks(db)
-    assert l2s.clusters(l2) == set()
+    l2s = L2Clusters(db)
+    assert l2s.of(l2) == set()
     l2s.attach(l2, CLUSTER)
     l2s.attach(l2, CLUSTER)  # attached already: fine
-    assert l2s.clusters(l2) == {CLUSTER}
+    assert l2s.of(l2) == {CLUSTER}
     l2s.detach(l2, CLUSTER)
-    assert l2s.clusters(l2) == set()
+    assert l2s.of(l2) == set()
 
 
 def test_image_copies_and_caches(db):
