@@ -10,6 +10,7 @@ a 10,000-entry batch, answers in well under a second.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from agentlib.agent import Agent
@@ -60,9 +61,7 @@ def register(agent: Agent, data_dir: Path) -> FlatDhcp:
     def remove(ns: str, batches: list[list[str]]) -> list[NamespaceStatus]:
         return [driver.release(ns, [m for macs in batches for m in macs])] * len(batches)
 
-    def lock(ns: str):
-        return hold_namespaces(agent.locks, ns)
-
+    lock = partial(hold_namespaces, agent.locks)
     agent.include(routes, Dhcp(driver, agent.locks, GroupCommit(lock, add),
                                GroupCommit(lock, remove)))
     return driver

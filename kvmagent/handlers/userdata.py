@@ -5,6 +5,7 @@ under the DHCP driver's lock (``netns:<name>``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from agentlib.agent import Agent
@@ -64,9 +65,7 @@ def register(agent: Agent, data_dir: Path, dhcp: FlatDhcp) -> MetadataService:
     def remove(ns: str, vm_ips: list[str]) -> list[int | None]:
         return [service.release(ns, *vm_ips)] * len(vm_ips)
 
-    def lock(ns: str):
-        return hold_namespaces(agent.locks, ns)
-
+    lock = partial(hold_namespaces, agent.locks)
     agent.include(routes, Userdata(service, agent.locks, GroupCommit(lock, add),
                                    GroupCommit(lock, remove)))
     return service
